@@ -1,0 +1,14 @@
+"""pytest set-up shared by the unit tests and nbval (the notebooks).
+
+- The tests run every notebook in the quick profile unless TUTORIAL_QUICK is already set.
+- nbval compares stored outputs, but not stderr (TensorFlow's log lines and progress bars vary).
+"""
+
+import os
+
+os.environ.setdefault("TUTORIAL_QUICK", "1")
+
+
+def pytest_collectstart(collector):
+    if collector.fspath and collector.fspath.ext == ".ipynb":
+        collector.skip_compare += ("stderr",)

@@ -1,0 +1,418 @@
+"""Shared plumbing for the BERT tutorial notebooks.
+
+Import it first in every notebook: it selects Keras 2 (tf-keras) for keras-bert before TensorFlow
+loads, sets up a CJK font for matplotlib, and finds the data and the active checkpoint. What the
+notebooks teach stays in the notebooks; this module holds what several of them share.
+"""
+
+from __future__ import annotations
+
+# --- environment: must run before TensorFlow is imported ------------------------------------
+import os
+import sys
+
+if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    raise RuntimeError(
+        "TensorFlow was imported before helpers, so it is using Keras 3, which keras-bert does not "
+        "support. Restart the kernel (or the Python process) and run `import helpers` before "
+        "importing tensorflow or keras_bert."
+    )
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tensorflow.keras -> tf-keras (Keras 2)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ info messages
+
+import json  # noqa: E402
+import random  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Iterable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+if not tf.keras.layers.Dense.__module__.startswith("tf_keras"):
+    raise RuntimeError(
+        "tensorflow.keras is not tf-keras although TF_USE_LEGACY_KERAS=1. Install the pinned "
+        "requirements (`pip install -r requirements.txt`, which includes tf-keras) and restart."
+    )
+
+import keras_bert  # noqa: E402
+
+keras = tf.keras
+
+# --- paths and profile ------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent
+DATA_DIR = ROOT / "data"
+OUTPUTS_DIR = ROOT / "outputs"
+EMBEDDED_BERT_DIR = DATA_DIR / "mini-bert-zh"
+GOOGLE_CHINESE_CONFIG = DATA_DIR / "chinese_L-12_H-768_A-12" / "bert_config.json"
+
+
+def quick_profile() -> bool:
+    """Read TUTORIAL_QUICK: True for "1" (the tests' quick profile), False for "0" or unset."""
+    value = os.environ.get("TUTORIAL_QUICK", "0").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"TUTORIAL_QUICK={value!r}; use 1 for the quick test profile or 0 (default) for the full one")
+    return value == "1"
+
+
+QUICK = quick_profile()
+"""True in the quick profile (TUTORIAL_QUICK=1): the tests' small, fast version of every notebook."""
+
+
+def output_dir(*parts: str) -> Path:
+    """A folder under outputs/ (git-ignored), created if needed."""
+    path = OUTPUTS_DIR.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(seed: int = 2019) -> None:
+    """Seed Python, NumPy and TensorFlow, so that reruns give the same numbers on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.keras.utils.set_random_seed(seed)
+
+
+# --- matplotlib with a CJK font -------------------------------------------------------------
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
+             "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "PingFang SC", "Microsoft YaHei",
+             "SimHei", "Heiti SC", "Noto Sans CJK JP", "Arial Unicode MS")
+FONT_INSTALL_HINT = ("Install one: `sudo apt-get install fonts-wqy-microhei` (Debian/Ubuntu), "
+                     "`brew install --cask font-noto-sans-cjk-sc` (macOS); Windows ships Microsoft YaHei. "
+                     "Then delete matplotlib's font cache (~/.cache/matplotlib) and restart the kernel.")
+
+
+def use_cjk_font() -> str | None:
+    """Put the first installed CJK font first in matplotlib's sans-serif list and return its name.
+
+    Returns None, with a warning naming the install command, when no CJK font is installed: Chinese
+    labels would otherwise render as empty boxes.
+    """
+    import matplotlib
+    from matplotlib import font_manager
+
+    def find() -> str | None:
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    family = find()
+    if family is None:  # matplotlib's font cache predates a font installed since: add system CJK fonts
+        for path in font_manager.findSystemFonts():
+            if any(key in Path(path).name.lower() for key in ("wqy", "cjk", "sourcehan", "msyh", "simhei", "pingfang")):
+                font_manager.fontManager.addfont(path)
+        family = find()
+    if family is None:
+        warnings.warn("No CJK font found: Chinese text in figures will show as boxes. " + FONT_INSTALL_HINT,
+                      stacklevel=2)
+        return None
+    matplotlib.rcParams["font.family"] = "sans-serif"
+    matplotlib.rcParams["font.sans-serif"] = [family] + [
+        name for name in matplotlib.rcParams["font.sans-serif"] if name != family]
+    matplotlib.rcParams["axes.unicode_minus"] = False  # some CJK fonts lack U+2212 (minus sign)
+    return family
+
+
+CJK_FONT = use_cjk_font()
+
+# --- the review data --------------------------------------------------------------------------
+REVIEW_COLUMNS = ["text", "label", "split"]
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _rows(mask: pd.Series, limit: int = 10) -> str:
+    rows = [int(i) + 2 for i in np.flatnonzero(mask.to_numpy())]  # +2: header line, 1-based lines
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(map(str, rows[:limit])) + more
+
+
+def load_reviews(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Load and validate the review CSV (default: data/reviews.csv).
+
+    Returns a DataFrame with columns text (str), label (int, 1 = positive) and split
+    ('train', 'val' or 'test'). Raises ValueError naming the offending CSV lines for missing or
+    extra columns, empty texts, labels outside {0, 1} and unknown split names.
+    """
+    path = Path(path) if path is not None else DATA_DIR / "reviews.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; rebuild it with `python data/build_data.py`")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(df.columns) != REVIEW_COLUMNS:
+        missing = [c for c in REVIEW_COLUMNS if c not in df.columns]
+        extra = [c for c in df.columns if c not in REVIEW_COLUMNS]
+        raise ValueError(f"{path}: expected columns {REVIEW_COLUMNS}, got {list(df.columns)} "
+                         f"(missing: {missing or 'none'}, extra: {extra or 'none'})")
+    problems = []
+    empty = df["text"].str.strip() == ""
+    if empty.any():
+        problems.append(f"empty text on line(s) {_rows(empty)}")
+    bad_label = ~df["label"].isin(["0", "1"])
+    if bad_label.any():
+        problems.append(f"label not 0 or 1 on line(s) {_rows(bad_label)} "
+                        f"(values: {sorted(set(df['label'][bad_label]))[:5]})")
+    bad_split = ~df["split"].isin(SPLIT_NAMES)
+    if bad_split.any():
+        problems.append(f"split not one of {SPLIT_NAMES} on line(s) {_rows(bad_split)} "
+                        f"(values: {sorted(set(df['split'][bad_split]))[:5]})")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return df.astype({"label": "int64"})
+
+
+# --- the active checkpoint (BERT_DIR or the embedded one) -----------------------------------
+CHECKPOINT_FILES = ("bert_config.json", "vocab.txt", "bert_model.ckpt.index", "bert_model.ckpt.data-00000-of-00001")
+GOOGLE_HINT = ("Google's chinese_L-12_H-768_A-12 has this layout: download and unzip "
+               "https://storage.googleapis.com/bert_models/2018_11_03/chinese_L-12_H-768_A-12.zip "
+               "(or call helpers.download_google_chinese_bert() with internet), then set BERT_DIR to the "
+               "unzipped folder. Unset BERT_DIR to use the embedded data/mini-bert-zh.")
+
+
+def bert_dir(path: str | os.PathLike | None = None, files: Sequence[str] = CHECKPOINT_FILES) -> Path:
+    """The checkpoint folder in use: `path`, else $BERT_DIR, else the embedded data/mini-bert-zh.
+
+    Raises FileNotFoundError when the folder or one of `files` (default: all of Google's) is missing.
+    """
+    source = "path" if path is not None else "BERT_DIR" if os.environ.get("BERT_DIR") else None
+    folder = Path(path if path is not None else os.environ.get("BERT_DIR") or EMBEDDED_BERT_DIR)
+    label = f"{source}={folder}" if source else f"the embedded checkpoint {folder}"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{label} is not a folder. {GOOGLE_HINT}")
+    missing = [name for name in files if not (folder / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{label} has no {', '.join(missing)}; expected the layout of Google's "
+                                f"chinese_L-12_H-768_A-12 ({', '.join(CHECKPOINT_FILES)}). {GOOGLE_HINT}")
+    return folder
+
+
+def load_config(folder: str | os.PathLike | None = None) -> dict:
+    """bert_config.json of the active checkpoint (see bert_dir) as a dict."""
+    return json.loads((bert_dir(folder) / "bert_config.json").read_text(encoding="utf-8"))
+
+
+def load_vocab(folder: str | os.PathLike | None = None) -> dict[str, int]:
+    """vocab.txt of the active checkpoint as {token: id}, in file order (keras-bert's loader)."""
+    return keras_bert.load_vocabulary(str(bert_dir(folder, files=["vocab.txt"]) / "vocab.txt"))
+
+
+def load_tokenizer(folder: str | os.PathLike | None = None) -> keras_bert.Tokenizer:
+    """keras-bert's (uncased) Tokenizer for the active checkpoint's vocabulary."""
+    return keras_bert.Tokenizer(load_vocab(folder))
+
+
+def encode_texts(texts: Iterable[str], tokenizer: keras_bert.Tokenizer, seq_len: int,
+                 progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encode texts for BERT: (token_ids, segment_ids), int32 arrays of shape [n, seq_len].
+
+    Row i equals keras-bert's `tokenizer.encode(texts[i], max_len=seq_len)`: [CLS] text [SEP],
+    truncated to seq_len and padded with 0. A progress bar appears for more than 5,000 texts
+    (or as `progress` says). Raises TypeError for a non-string and ValueError for an empty text.
+    """
+    if isinstance(texts, str):
+        raise TypeError("encode_texts takes a list of texts, not one string: use encode_texts([text], ...)")
+    if not isinstance(seq_len, (int, np.integer)) or seq_len < 2:
+        raise ValueError(f"seq_len={seq_len!r}; it must be an int >= 2 (room for [CLS] and [SEP])")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r}), not str")
+        if not text.strip():
+            raise ValueError(f"texts[{i}] is empty or only whitespace; drop it or replace it before encoding")
+    token_ids = np.zeros((len(texts), seq_len), dtype=np.int32)
+    segment_ids = np.zeros((len(texts), seq_len), dtype=np.int32)
+    show = len(texts) > 5000 if progress is None else progress
+    if show:
+        from tqdm import tqdm
+        texts = tqdm(texts, desc="encoding", unit="text", mininterval=2, file=sys.stderr)
+    for i, text in enumerate(texts):
+        token_ids[i], segment_ids[i] = tokenizer.encode(text, max_len=seq_len)
+    return token_ids, segment_ids
+
+
+# --- Google's checkpoint format -------------------------------------------------------------
+def google_variable_map(config: dict, training: bool = False) -> list[tuple[str, str, int, bool]]:
+    """How keras-bert's layers map onto the variables of Google's BERT checkpoints.
+
+    One row per variable: (Google variable name, keras-bert layer name, index into that layer's
+    get_weights(), transposed). This is the inverse of keras_bert.load_model_weights_from_checkpoint:
+      bert/embeddings/{word,position,token_type}_embeddings  Embedding-{Token,Position,Segment}
+      bert/embeddings/LayerNorm/{gamma,beta}                  Embedding-Norm
+      bert/encoder/layer_i/attention/self/{query,key,value}   Encoder-(i+1)-MultiHeadSelfAttention (Wq, Wk, Wv)
+      bert/encoder/layer_i/attention/output/dense             Encoder-(i+1)-MultiHeadSelfAttention (Wo)
+      bert/encoder/layer_i/attention/output/LayerNorm         Encoder-(i+1)-MultiHeadSelfAttention-Norm
+      bert/encoder/layer_i/{intermediate,output}/dense        Encoder-(i+1)-FeedForward (W1, W2)
+      bert/encoder/layer_i/output/LayerNorm                   Encoder-(i+1)-FeedForward-Norm
+    and with training=True the pretraining heads:
+      cls/predictions/transform/{dense,LayerNorm}             MLM-Dense, MLM-Norm
+      cls/predictions/output_bias                             MLM-Sim (the output weights are tied to the token embeddings)
+      bert/pooler/dense                                       NSP-Dense
+      cls/seq_relationship/output_{weights,bias}              NSP (weights stored transposed, [2, hidden])
+    """
+    rows = [("bert/embeddings/word_embeddings", "Embedding-Token", 0, False),
+            ("bert/embeddings/position_embeddings", "Embedding-Position", 0, False),
+            ("bert/embeddings/token_type_embeddings", "Embedding-Segment", 0, False),
+            ("bert/embeddings/LayerNorm/gamma", "Embedding-Norm", 0, False),
+            ("bert/embeddings/LayerNorm/beta", "Embedding-Norm", 1, False)]
+    for i in range(config["num_hidden_layers"]):
+        google, ours = f"bert/encoder/layer_{i}", f"Encoder-{i + 1}"
+        attention = [f"{google}/attention/self/{part}/{kind}" for part in ("query", "key", "value")
+                     for kind in ("kernel", "bias")]
+        attention += [f"{google}/attention/output/dense/kernel", f"{google}/attention/output/dense/bias"]
+        rows += [(name, f"{ours}-MultiHeadSelfAttention", j, False) for j, name in enumerate(attention)]
+        rows += [(f"{google}/attention/output/LayerNorm/{p}", f"{ours}-MultiHeadSelfAttention-Norm", j, False)
+                 for j, p in enumerate(("gamma", "beta"))]
+        feed_forward = [f"{google}/intermediate/dense/kernel", f"{google}/intermediate/dense/bias",
+                        f"{google}/output/dense/kernel", f"{google}/output/dense/bias"]
+        rows += [(name, f"{ours}-FeedForward", j, False) for j, name in enumerate(feed_forward)]
+        rows += [(f"{google}/output/LayerNorm/{p}", f"{ours}-FeedForward-Norm", j, False)
+                 for j, p in enumerate(("gamma", "beta"))]
+    if training:
+        rows += [("cls/predictions/transform/dense/kernel", "MLM-Dense", 0, False),
+                 ("cls/predictions/transform/dense/bias", "MLM-Dense", 1, False),
+                 ("cls/predictions/transform/LayerNorm/gamma", "MLM-Norm", 0, False),
+                 ("cls/predictions/transform/LayerNorm/beta", "MLM-Norm", 1, False),
+                 ("cls/predictions/output_bias", "MLM-Sim", 0, False),
+                 ("bert/pooler/dense/kernel", "NSP-Dense", 0, False),
+                 ("bert/pooler/dense/bias", "NSP-Dense", 1, False),
+                 ("cls/seq_relationship/output_weights", "NSP", 0, True),
+                 ("cls/seq_relationship/output_bias", "NSP", 1, False)]
+    return rows
+
+
+def expected_shapes(config: dict, training: bool = False) -> dict[str, tuple[int, ...]]:
+    """The shape of every Google checkpoint variable that keras-bert reads, computed from the config."""
+    h, f, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    shapes = {}
+    for name, *_ in google_variable_map(config, training):
+        leaf = name.rsplit("/", 1)[1]
+        if name.endswith("word_embeddings"):
+            shapes[name] = (v, h)
+        elif name.endswith("position_embeddings"):
+            shapes[name] = (config["max_position_embeddings"], h)
+        elif name.endswith("token_type_embeddings"):
+            shapes[name] = (config.get("type_vocab_size", 2), h)
+        elif name == "cls/predictions/output_bias":
+            shapes[name] = (v,)
+        elif name == "cls/seq_relationship/output_weights":
+            shapes[name] = (2, h)
+        elif name == "cls/seq_relationship/output_bias":
+            shapes[name] = (2,)
+        elif "intermediate/dense" in name:
+            shapes[name] = (h, f) if leaf == "kernel" else (f,)
+        elif "/output/dense/" in name and "attention" not in name:
+            shapes[name] = (f, h) if leaf == "kernel" else (h,)
+        else:  # attention projections, poolers, transforms and layer norms
+            shapes[name] = (h, h) if leaf == "kernel" else (h,)
+    return shapes
+
+
+def export_checkpoint(model: keras.Model, config: dict, folder: str | os.PathLike,
+                      vocab: Sequence[str] | None = None) -> Path:
+    """Write a keras-bert model as a Google-format BERT checkpoint: the inverse of keras-bert's loader.
+
+    Writes folder/bert_config.json and folder/bert_model.ckpt.{index,data-00000-of-00001} with the
+    variable names of google_variable_map (pretraining heads included when the model has them), and
+    vocab.txt when `vocab` (tokens in id order) is given. Refuses to overwrite existing files.
+    """
+    folder = Path(folder)
+    targets = [folder / name for name in CHECKPOINT_FILES if name != "vocab.txt" or vocab is not None]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing:
+        raise FileExistsError(f"export_checkpoint will not overwrite {', '.join(existing)}; "
+                              "choose a new folder or delete them first")
+    layer_names = {layer.name for layer in model.layers}
+    training = "MLM-Sim" in layer_names
+    names, tensors = [], []
+    for name, layer, index, transposed in google_variable_map(config, training):
+        value = model.get_layer(layer).get_weights()[index]
+        names.append(name)
+        tensors.append(tf.constant(value.T if transposed else value, dtype=tf.float32))
+    shapes = expected_shapes(config, training)
+    wrong = [f"{n}: {tuple(t.shape)} != {shapes[n]}" for n, t in zip(names, tensors) if tuple(t.shape) != shapes[n]]
+    if wrong:
+        raise ValueError("the model does not match the config: " + "; ".join(wrong))
+    folder.mkdir(parents=True, exist_ok=True)
+    tf.raw_ops.SaveV2(prefix=str(folder / "bert_model.ckpt"), tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+    (folder / "bert_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    if vocab is not None:
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return folder
+
+
+def check_checkpoint(folder: str | os.PathLike | None = None, training: bool = False) -> dict:
+    """Check that config, vocabulary and checkpoint of a folder agree; return the config.
+
+    Raises ValueError naming every disagreement: vocabulary size, missing variables, wrong shapes.
+    """
+    folder = bert_dir(folder)
+    config = load_config(folder)
+    problems = []
+    required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "max_position_embeddings", "hidden_act")
+    missing_keys = [key for key in required if key not in config]
+    if missing_keys:
+        raise ValueError(f"{folder}/bert_config.json lacks {', '.join(missing_keys)}")
+    vocab_size = len(load_vocab(folder))
+    if vocab_size != config["vocab_size"]:
+        problems.append(f"vocab.txt has {vocab_size} tokens but bert_config.json says vocab_size={config['vocab_size']}")
+    stored = dict(tf.train.list_variables(str(folder / "bert_model.ckpt")))
+    for name, shape in expected_shapes(config, training).items():
+        if name not in stored:
+            problems.append(f"checkpoint lacks {name}")
+        elif tuple(stored[name]) != shape:
+            problems.append(f"{name} has shape {tuple(stored[name])}, the config implies {shape}")
+    if problems:
+        shown = problems[:8] + ([f"... and {len(problems) - 8} more"] if len(problems) > 8 else [])
+        raise ValueError(f"config, vocabulary and checkpoint in {folder} disagree: " + "; ".join(shown))
+    return config
+
+
+def load_bert(seq_len: int = 128, training: bool = False, trainable=None, output_layer_num: int = 1,
+              folder: str | os.PathLike | None = None) -> keras.Model:
+    """Load the active checkpoint (folder, $BERT_DIR or data/mini-bert-zh) with keras-bert's loader,
+    after check_checkpoint has confirmed that config, vocabulary and weights agree."""
+    folder = bert_dir(folder)
+    check_checkpoint(folder, training=training)
+    return keras_bert.load_trained_model_from_checkpoint(
+        str(folder / "bert_config.json"), str(folder / "bert_model.ckpt"), training=training,
+        trainable=trainable, output_layer_num=output_layer_num, seq_len=seq_len)
+
+
+# --- training from random initialisation ----------------------------------------------------
+def reinitialize_attention(model: keras.Model, seed: int) -> None:
+    """Give every attention projection (Wq, Wk, Wv, Wo) its own seeded Glorot-normal values.
+
+    A freshly built keras-bert model on tf-keras 2.21 starts with Wq == Wk == Wv == Wo in every
+    layer: keras-multi-head reuses one unseeded initializer instance, and tf-keras then returns the
+    same values on every call. Anything trained from random initialisation needs this fix.
+    """
+    layers = [layer for layer in model.layers if layer.name.endswith("-MultiHeadSelfAttention")]
+    if not layers:
+        raise ValueError("the model has no keras-bert attention layers (Encoder-N-MultiHeadSelfAttention)")
+    for i, layer in enumerate(layers):
+        weights = layer.get_weights()
+        for j, w in enumerate(weights):
+            if w.ndim == 2:  # kernels; biases stay zero
+                init = keras.initializers.GlorotNormal(seed=seed * 1000 + i * 10 + j)
+                weights[j] = init(w.shape).numpy()
+        layer.set_weights(weights)
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """BERT's learning-rate schedule: linear warm-up from 0 to `peak` over `warmup_steps`,
+    then linear decay to 0 at `total_steps`. (keras-bert's AdamWarmup does the same but is broken
+    on current tf-keras: AttributeError '_set_hyper'.)"""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        if not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps} and {total_steps}")
+        self.peak, self.warmup_steps, self.total_steps = float(peak), int(warmup_steps), int(total_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / (self.total_steps - self.warmup_steps)
+        return self.peak * tf.clip_by_value(tf.minimum(warmup, decay), 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}

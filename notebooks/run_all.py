@@ -1,0 +1,86 @@
+"""Execute the notebooks headlessly, in order, and report the time and peak memory of each.
+
+    python notebooks/run_all.py                 # full profile, every notebook
+    python notebooks/run_all.py --quick         # the tests' quick profile (TUTORIAL_QUICK=1)
+    python notebooks/run_all.py 01 03           # only notebooks whose names start with these
+
+Each notebook runs on a fresh kernel and its executed copy goes to outputs/executed/, so the
+committed notebooks stay untouched; `--inplace` rewrites the committed notebooks instead (for
+maintainers refreshing their stored outputs, on purpose). The measurements are written to
+outputs/metrics/run_all-<profile>.json. A notebook that fails stops the run with its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent
+ROOT = NOTEBOOKS.parent
+PEAK_MEMORY_PROBE = ("import resource, sys\n"
+                     "_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                     "print(_peak * (1 if sys.platform == 'darwin' else 1024))")  # bytes
+
+
+def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int]:
+    """Run one notebook on a fresh kernel; return it, its wall time in seconds and peak RSS in bytes."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_MEMORY_PROBE))
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    probe = nb.cells.pop()
+    peak = int(probe.outputs[0]["text"].strip())
+    return nb, seconds, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
+    parser.add_argument("--quick", action="store_true", help="quick profile (TUTORIAL_QUICK=1)")
+    parser.add_argument("--inplace", action="store_true", help="overwrite the committed notebooks with the run")
+    parser.add_argument("--timeout", type=int, default=-1, help="seconds per cell (default: no limit)")
+    args = parser.parse_args(argv)
+
+    os.environ["TUTORIAL_QUICK"] = "1" if args.quick else "0"
+    profile = "quick" if args.quick else "full"
+    paths = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
+                   if not args.prefixes or any(p.name.startswith(x) for x in args.prefixes))
+    if not paths:
+        parser.error(f"no notebook in {NOTEBOOKS} starts with {args.prefixes}")
+    executed = ROOT / "outputs" / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    results = {"profile": profile, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "notebooks": {}}
+    print(f"{'notebook':<32} {'minutes':>8} {'peak GB':>8}   ({profile} profile)")
+    for path in paths:
+        try:
+            nb, seconds, peak = execute(path, args.timeout)
+        except Exception as error:  # report which notebook failed, then stop
+            print(f"{path.name}: FAILED\n{error}", file=sys.stderr)
+            return 1
+        nbformat.write(nb, path if args.inplace else executed / path.name)
+        results["notebooks"][path.name] = {"seconds": round(seconds, 1), "peak_memory_bytes": peak}
+        print(f"{path.name:<32} {seconds / 60:8.1f} {peak / 1e9:8.2f}", flush=True)
+    metrics = ROOT / "outputs" / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    out = metrics / f"run_all-{profile}.json"
+    previous = json.loads(out.read_text()) if out.exists() else {"notebooks": {}}
+    results["notebooks"] = {**previous.get("notebooks", {}), **results["notebooks"]}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"total {sum(r['seconds'] for r in results['notebooks'].values()) / 60:.1f} minutes; "
+          f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

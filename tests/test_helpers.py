@@ -1,0 +1,238 @@
+"""Unit tests for helpers.py: environment, profile, fonts, data loading, checkpoint location, encoding."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import helpers
+
+ROOT = helpers.ROOT
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter at the repository root, with `env` on top of ours."""
+    environment = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    environment.update(env)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=300)
+
+
+# --- environment ------------------------------------------------------------------------------
+def test_helpers_selects_tf_keras_for_keras_bert():
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+    assert helpers.keras.layers.Dense.__module__.startswith("tf_keras")
+
+
+def test_importing_helpers_after_tensorflow_with_keras3_fails_clearly():
+    result = run_python("import tensorflow\nimport helpers")
+    assert result.returncode != 0
+    assert "RuntimeError" in result.stderr
+    assert "Restart the kernel" in result.stderr and "import helpers" in result.stderr
+
+
+def test_importing_helpers_after_tensorflow_with_legacy_keras_already_set_works():
+    result = run_python("import tensorflow\nimport helpers\nprint(helpers.keras.__name__)", TF_USE_LEGACY_KERAS="1")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("0", False), ("", False), (" 1 ", True)])
+def test_quick_profile_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("TUTORIAL_QUICK", value)
+    assert helpers.quick_profile() is expected
+
+
+def test_quick_profile_rejects_unknown_values(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_QUICK", "yes")
+    with pytest.raises(ValueError, match="TUTORIAL_QUICK='yes'"):
+        helpers.quick_profile()
+
+
+def test_paths_do_not_depend_on_the_working_directory():
+    result = run_python(f"import sys; sys.path.insert(0, {str(ROOT)!r}); import os; os.chdir('/');"
+                        "import helpers; print(helpers.DATA_DIR)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ROOT / "data")
+
+
+def test_output_dir_creates_a_folder_under_outputs():
+    path = helpers.output_dir("tests", "nested")
+    assert path.is_dir() and path.is_relative_to(helpers.OUTPUTS_DIR)
+
+
+def test_seed_everything_makes_numpy_and_tensorflow_repeatable():
+    helpers.seed_everything(7)
+    first = (np.random.rand(3), helpers.tf.random.uniform([3]).numpy())
+    helpers.seed_everything(7)
+    second = (np.random.rand(3), helpers.tf.random.uniform([3]).numpy())
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
+# --- fonts ------------------------------------------------------------------------------------
+def test_a_cjk_font_is_installed_and_renders_chinese_without_missing_glyphs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert helpers.use_cjk_font() in helpers.CJK_FONTS, "install a CJK font: " + helpers.FONT_INSTALL_HINT
+    fig, ax = plt.subplots()
+    ax.set_title("评论长度分布：负面与正面")
+    ax.plot([-1, 1], [-2, 2])  # negative tick labels: the minus sign must render too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph ... missing from font(s)" becomes an error
+        fig.canvas.draw()
+    plt.close(fig)
+
+
+def test_without_a_cjk_font_use_cjk_font_warns_with_the_install_command(monkeypatch):
+    from matplotlib import font_manager
+
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [])
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *args, **kwargs: [])
+    with pytest.warns(UserWarning, match="apt-get install fonts-wqy-microhei"):
+        assert helpers.use_cjk_font() is None
+
+
+def test_use_cjk_font_finds_a_font_installed_after_matplotlib_cached_its_list(monkeypatch):
+    from matplotlib import font_manager
+
+    cjk = [f for f in font_manager.fontManager.ttflist if f.name in helpers.CJK_FONTS]
+    assert cjk, "install a CJK font: " + helpers.FONT_INSTALL_HINT
+    monkeypatch.setattr(font_manager.fontManager, "ttflist",
+                        [f for f in font_manager.fontManager.ttflist if f.name not in helpers.CJK_FONTS])
+    assert helpers.use_cjk_font() in helpers.CJK_FONTS
+
+
+# --- load_reviews -----------------------------------------------------------------------------
+def test_load_reviews_returns_the_validated_data():
+    df = helpers.load_reviews()
+    assert list(df.columns) == ["text", "label", "split"]
+    assert df["label"].dtype == np.int64 and set(df["label"]) == {0, 1}
+    assert set(df["split"]) == {"train", "val", "test"}
+
+
+def write_csv(tmp_path, text: str):
+    path = tmp_path / "reviews.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_reviews_reports_a_missing_column(tmp_path):
+    path = write_csv(tmp_path, "text,label\n好,1\n")
+    with pytest.raises(ValueError, match=r"missing: \['split'\]"):
+        helpers.load_reviews(path)
+
+
+def test_load_reviews_reports_an_extra_column(tmp_path):
+    path = write_csv(tmp_path, "text,label,split,score\n好,1,train,5\n")
+    with pytest.raises(ValueError, match=r"extra: \['score'\]"):
+        helpers.load_reviews(path)
+
+
+def test_load_reviews_names_the_lines_with_a_bad_label(tmp_path):
+    path = write_csv(tmp_path, "text,label,split\n好,1,train\n差,2,train\n一般,,val\n")
+    with pytest.raises(ValueError, match=r"label not 0 or 1 on line\(s\) 3, 4"):
+        helpers.load_reviews(path)
+
+
+def test_load_reviews_names_unknown_splits_and_empty_texts(tmp_path):
+    path = write_csv(tmp_path, "text,label,split\n好,1,dev\n  ,0,train\n")
+    with pytest.raises(ValueError) as error:
+        helpers.load_reviews(path)
+    assert "split not one of" in str(error.value) and "line(s) 2" in str(error.value)
+    assert "empty text on line(s) 3" in str(error.value)
+
+
+def test_load_reviews_keeps_odd_but_valid_texts(tmp_path):
+    path = write_csv(tmp_path, 'text,label,split\n"逗号,和""引号""",1,train\nNA,0,test\n😀,1,val\n')
+    df = helpers.load_reviews(path)
+    assert df["text"].tolist() == ['逗号,和"引号"', "NA", "😀"]  # "NA" is text, not a missing value
+
+
+def test_load_reviews_of_a_missing_file_says_how_to_rebuild(tmp_path):
+    with pytest.raises(FileNotFoundError, match="build_data.py"):
+        helpers.load_reviews(tmp_path / "nope.csv")
+
+
+# --- checkpoint location ----------------------------------------------------------------------
+def test_bert_dir_defaults_to_the_embedded_checkpoint(monkeypatch):
+    monkeypatch.delenv("BERT_DIR", raising=False)
+    assert helpers.bert_dir(files=["vocab.txt"]) == helpers.EMBEDDED_BERT_DIR
+
+
+def test_bert_dir_that_does_not_exist_names_the_variable_and_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("BERT_DIR", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError) as error:
+        helpers.bert_dir()
+    message = str(error.value)
+    assert "BERT_DIR=" in message and "not a folder" in message
+    assert "chinese_L-12_H-768_A-12" in message and "Unset BERT_DIR" in message
+
+
+def test_bert_dir_lists_the_missing_files(monkeypatch, tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n", encoding="utf-8")
+    monkeypatch.setenv("BERT_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as error:
+        helpers.bert_dir()
+    message = str(error.value)
+    assert "bert_config.json" in message and "bert_model.ckpt.index" in message
+    assert "has no vocab.txt" not in message
+
+
+def test_load_tokenizer_uses_the_active_vocabulary(monkeypatch, tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n", encoding="utf-8")
+    monkeypatch.setenv("BERT_DIR", str(tmp_path))
+    tokenizer = helpers.load_tokenizer()
+    assert tokenizer.encode("好差")[0] == [2, 5, 1, 3]
+
+
+# --- encode_texts -----------------------------------------------------------------------------
+TEXTS = ["这家酒店的服务很好！", "iPhone12 Pro真香，ＡＢＣ１２３", "發票很麻煩", "😀" * 3, "好" * 300, "a b\tc"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return helpers.load_tokenizer(helpers.EMBEDDED_BERT_DIR)
+
+
+def test_encode_texts_equals_keras_bert_encode_row_by_row(tokenizer):
+    token_ids, segment_ids = helpers.encode_texts(TEXTS, tokenizer, seq_len=32)
+    assert token_ids.shape == segment_ids.shape == (len(TEXTS), 32)
+    assert token_ids.dtype == segment_ids.dtype == np.int32
+    for i, text in enumerate(TEXTS):
+        ids, segments = tokenizer.encode(text, max_len=32)
+        assert token_ids[i].tolist() == ids and segment_ids[i].tolist() == segments
+
+
+def test_encode_texts_accepts_a_pandas_series_and_shows_progress_on_request(tokenizer, capsys):
+    token_ids, _ = helpers.encode_texts(pd.Series(TEXTS), tokenizer, seq_len=16, progress=True)
+    assert token_ids.shape == (len(TEXTS), 16)
+    assert "encoding" in capsys.readouterr().err
+
+
+def test_encode_texts_truncates_a_very_long_review(tokenizer):
+    token_ids, _ = helpers.encode_texts(["好" * 10_000], tokenizer, seq_len=128)
+    assert token_ids[0, 0] == 2 and token_ids[0, -1] == 3 and (token_ids[0, 1:-1] == token_ids[0, 1]).all()
+
+
+@pytest.mark.parametrize("texts, error, message", [
+    ("一条评论", TypeError, "not one string"),
+    (["好", None], TypeError, r"texts\[1\] is NoneType"),
+    (["好", float("nan")], TypeError, r"texts\[1\] is float"),
+    (["好", ""], ValueError, r"texts\[1\] is empty"),
+    ([" \u3000\n"], ValueError, r"texts\[0\] is empty or only whitespace"),
+])
+def test_encode_texts_rejects_bad_input_clearly(tokenizer, texts, error, message):
+    with pytest.raises(error, match=message):
+        helpers.encode_texts(texts, tokenizer, seq_len=16)
+
+
+@pytest.mark.parametrize("seq_len", [1, 0, 16.0, "128"])
+def test_encode_texts_rejects_a_bad_sequence_length(tokenizer, seq_len):
+    with pytest.raises(ValueError, match="seq_len"):
+        helpers.encode_texts(["好"], tokenizer, seq_len=seq_len)
