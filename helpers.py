@@ -356,26 +356,36 @@ def check_checkpoint(folder: str | os.PathLike | None = None, training: bool = F
     if vocab_size != config["vocab_size"]:
         problems.append(f"vocab.txt has {vocab_size} tokens but bert_config.json says vocab_size={config['vocab_size']}")
     stored = dict(tf.train.list_variables(str(folder / "bert_model.ckpt")))
-    for name, shape in expected_shapes(config, training).items():
-        if name not in stored:
-            problems.append(f"checkpoint lacks {name}")
-        elif tuple(stored[name]) != shape:
-            problems.append(f"{name} has shape {tuple(stored[name])}, the config implies {shape}")
+    expected = expected_shapes(config, training)
+    missing = [f"checkpoint lacks {name}" for name in expected if name not in stored]
+    wrong = [f"{name} has shape {tuple(stored[name])}, the config implies {shape}"
+             for name, shape in expected.items() if name in stored and tuple(stored[name]) != shape]
+    for group in (missing, wrong):
+        problems += group[:4] + ([f"... and {len(group) - 4} more like it"] if len(group) > 4 else [])
     if problems:
-        shown = problems[:8] + ([f"... and {len(problems) - 8} more"] if len(problems) > 8 else [])
-        raise ValueError(f"config, vocabulary and checkpoint in {folder} disagree: " + "; ".join(shown))
+        raise ValueError(f"config, vocabulary and checkpoint in {folder} disagree: " + "; ".join(problems))
     return config
 
 
-def load_bert(seq_len: int = 128, training: bool = False, trainable=None, output_layer_num: int = 1,
+def load_bert(seq_len: int | None = 128, training: bool = False, trainable=None, output_layer_num: int = 1,
               folder: str | os.PathLike | None = None) -> keras.Model:
     """Load the active checkpoint (folder, $BERT_DIR or data/mini-bert-zh) with keras-bert's loader,
-    after check_checkpoint has confirmed that config, vocabulary and weights agree."""
+    after check_checkpoint has confirmed that config, vocabulary and weights agree.
+
+    `trainable` is True, False, None (= training) or a list of layer-name prefixes: only layers whose
+    names start with one of them train. keras-bert's own prefix-list form crashes on tf-keras 2.21
+    (it passes the list to LayerNormalization(trainable=...)), so the prefixes are applied here.
+    """
     folder = bert_dir(folder)
     check_checkpoint(folder, training=training)
-    return keras_bert.load_trained_model_from_checkpoint(
+    prefixes = tuple(trainable) if isinstance(trainable, (list, tuple, set)) else None
+    model = keras_bert.load_trained_model_from_checkpoint(
         str(folder / "bert_config.json"), str(folder / "bert_model.ckpt"), training=training,
-        trainable=trainable, output_layer_num=output_layer_num, seq_len=seq_len)
+        trainable=True if prefixes is not None else trainable, output_layer_num=output_layer_num, seq_len=seq_len)
+    if prefixes is not None:
+        for layer in model.layers:
+            layer.trainable = layer.name.startswith(prefixes)
+    return model
 
 
 # --- training from random initialisation ----------------------------------------------------
@@ -416,3 +426,60 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> dict:
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+# --- the classifier of notebooks 02-04 --------------------------------------------------------
+HEADS = ("cls", "mean", "max")
+
+
+def build_classifier(bert: keras.Model, head: str = "cls") -> keras.Model:
+    """BERT plus the original tutorial's sentiment head: pool the sequence output, then Dense(1, sigmoid).
+
+    head="cls" takes the [CLS] vector, as the original `Lambda(lambda x: x[:, 0])` does, but with
+    keras-bert's `Extract(index=0)` layer, which computes the same and can be saved and reloaded;
+    "mean" and "max" pool over the real (non-padding) tokens, using the mask keras-bert propagates.
+    `bert` is a model from load_bert(training=False) (two inputs, one sequence output).
+    """
+    if head not in HEADS:
+        raise ValueError(f"head={head!r}; choose one of {HEADS}")
+    if len(bert.inputs) != 2 or len(bert.outputs) != 1:
+        raise ValueError("build_classifier needs a BERT body with inputs (token ids, segment ids) and one "
+                         "sequence output: load it with load_bert(training=False)")
+    sequence = bert.output
+    if head == "cls":
+        pooled = keras_bert.layers.Extract(index=0, name="CLS")(sequence)
+    elif head == "mean":
+        pooled = keras.layers.GlobalAveragePooling1D(name="Mean-Pool")(sequence)
+    else:
+        pooled = keras_bert.layers.MaskedGlobalMaxPool1D(name="Max-Pool")(sequence)
+    output = keras.layers.Dense(1, activation="sigmoid", name="Sentiment")(pooled)
+    return keras.Model(bert.inputs, output, name=f"bert_{head}_classifier")
+
+
+def custom_objects() -> dict:
+    """What keras.models.load_model needs for keras-bert models: keras-bert's get_custom_objects()
+    plus the layers it forgets (MaskedGlobalMaxPool1D, MaskedConv1D)."""
+    objects = keras_bert.get_custom_objects()
+    objects.update(MaskedGlobalMaxPool1D=keras_bert.layers.MaskedGlobalMaxPool1D,
+                   MaskedConv1D=keras_bert.layers.MaskedConv1D)
+    return objects
+
+
+def bert_parameter_counts(config: dict, seq_len: int | None = None) -> dict[str, int]:
+    """Parameters of keras-bert's BERT body, part by part, computed from bert_config.json alone.
+
+    keras-bert keeps only the first min(seq_len, max_position_embeddings) position embeddings.
+    """
+    h, f, v, n = config["hidden_size"], config["intermediate_size"], config["vocab_size"], config["num_hidden_layers"]
+    positions = min(seq_len or config["max_position_embeddings"], config["max_position_embeddings"])
+    layer_norm = 2 * h                     # gamma and beta
+    return {
+        "token embeddings": v * h,
+        "position embeddings": positions * h,
+        "segment embeddings": config.get("type_vocab_size", 2) * h,
+        "embedding layer norm": layer_norm,
+        "self-attention (Q, K, V, O)": n * 4 * (h * h + h),
+        "attention layer norm": n * layer_norm,
+        "feed-forward (two dense layers)": n * (h * f + f + f * h + h),
+        "feed-forward layer norm": n * layer_norm,
+    }

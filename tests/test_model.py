@@ -1,0 +1,85 @@
+"""The classifier of notebooks 02-04: heads, parameter counts, saving and reloading."""
+
+import json
+
+import keras_bert
+import numpy as np
+import pytest
+from test_checkpoint import TINY, VOCAB, inputs, tiny_model
+
+import helpers
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny") / "bert"
+    helpers.export_checkpoint(tiny_model(training=True), TINY, folder, vocab=VOCAB)
+    return folder
+
+
+@pytest.mark.parametrize("head", helpers.HEADS)
+def test_classifier_heads_give_probabilities_and_ignore_padding(tiny_dir, head):
+    model = helpers.build_classifier(helpers.load_bert(seq_len=None, folder=tiny_dir), head)  # any length
+    assert model.output_shape == (None, 1)
+    assert model.count_params() == sum(helpers.bert_parameter_counts(TINY).values()) + TINY["hidden_size"] + 1
+    tokens, segments = inputs(masked=False)
+    short = model.predict([tokens, segments], verbose=0)
+    long = model.predict([np.pad(tokens, ((0, 0), (0, 8))), np.pad(segments, ((0, 0), (0, 8)))], verbose=0)
+    assert ((short > 0) & (short < 1)).all()
+    np.testing.assert_allclose(long, short, atol=1e-5)  # more padding changes nothing
+
+
+def test_cls_head_equals_the_original_lambda(tiny_dir):
+    bert = helpers.load_bert(seq_len=12, folder=tiny_dir)
+    ours = helpers.build_classifier(bert, "cls")
+    cls = helpers.keras.layers.Lambda(lambda x: x[:, 0])(bert.output)
+    original = helpers.keras.Model(bert.inputs, ours.get_layer("Sentiment")(cls))
+    x = inputs(masked=False)
+    np.testing.assert_array_equal(original.predict(x, verbose=0), ours.predict(x, verbose=0))
+
+
+def test_build_classifier_rejects_unknown_heads_and_pretraining_models(tiny_dir):
+    with pytest.raises(ValueError, match="choose one of"):
+        helpers.build_classifier(helpers.load_bert(seq_len=12, folder=tiny_dir), "pooler")
+    with pytest.raises(ValueError, match="load_bert\\(training=False\\)"):
+        helpers.build_classifier(helpers.load_bert(seq_len=12, training=True, folder=tiny_dir))
+
+
+@pytest.mark.parametrize("config, seq_len", [
+    (TINY, None),
+    ({**TINY, "hidden_size": 24, "num_hidden_layers": 3, "num_attention_heads": 3, "intermediate_size": 40,
+      "vocab_size": 77, "max_position_embeddings": 128}, 50),
+])
+def test_parameter_counts_equal_keras(tmp_path, config, seq_len):
+    (tmp_path / "bert_config.json").write_text(json.dumps(config))
+    model, _ = keras_bert.build_model_from_config(str(tmp_path / "bert_config.json"), seq_len=seq_len)
+    assert sum(helpers.bert_parameter_counts(config, seq_len).values()) == model.count_params()
+
+
+@pytest.mark.parametrize("head", helpers.HEADS)
+def test_saved_classifier_reloads_with_the_same_predictions(tiny_dir, tmp_path, head):
+    model = helpers.build_classifier(helpers.load_bert(seq_len=12, folder=tiny_dir), head)
+    model.save(tmp_path / "classifier.keras")
+    reloaded = helpers.keras.models.load_model(tmp_path / "classifier.keras", custom_objects=helpers.custom_objects())
+    x = inputs(masked=False)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_keras_bert_custom_objects_alone_miss_the_max_pooling_layer(tiny_dir, tmp_path):
+    model = helpers.build_classifier(helpers.load_bert(seq_len=12, folder=tiny_dir), "max")
+    model.save(tmp_path / "classifier.keras")
+    assert "MaskedGlobalMaxPool1D" not in keras_bert.get_custom_objects()
+    with pytest.raises(TypeError, match="'str' object is not callable"):  # Keras's confusing symptom
+        helpers.keras.models.load_model(tmp_path / "classifier.keras", custom_objects=keras_bert.get_custom_objects())
+
+
+def test_keras_bert_prefix_list_crashes_and_load_bert_applies_it(tiny_dir):
+    with pytest.raises(TypeError, match="Expected `trainable` argument to be a boolean"):
+        keras_bert.load_trained_model_from_checkpoint(
+            str(tiny_dir / "bert_config.json"), str(tiny_dir / "bert_model.ckpt"), seq_len=12, trainable=["Encoder-2-"])
+    model = helpers.load_bert(seq_len=12, trainable=["Encoder-2-", "Embedding-Norm"], folder=tiny_dir)
+    training = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert training == {"Embedding-Norm", "Encoder-2-MultiHeadSelfAttention", "Encoder-2-MultiHeadSelfAttention-Norm",
+                        "Encoder-2-FeedForward", "Encoder-2-FeedForward-Norm"}
+    frozen = helpers.load_bert(seq_len=12, trainable=False, folder=tiny_dir)
+    assert not frozen.trainable_weights
