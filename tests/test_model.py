@@ -83,3 +83,17 @@ def test_keras_bert_prefix_list_crashes_and_load_bert_applies_it(tiny_dir):
                         "Encoder-2-FeedForward", "Encoder-2-FeedForward-Norm"}
     frozen = helpers.load_bert(seq_len=12, trainable=False, folder=tiny_dir)
     assert not frozen.trainable_weights
+
+
+def test_a_compiled_classifier_reloads_with_its_optimizer_and_schedule(tiny_dir, tmp_path):
+    model = helpers.build_classifier(helpers.load_bert(seq_len=12, folder=tiny_dir))
+    model.compile(optimizer=helpers.keras.optimizers.AdamW(helpers.WarmupLinearDecay(1e-3, 2, 10)),
+                  loss="binary_crossentropy")
+    x = inputs(masked=False)
+    model.train_on_batch(x, np.array([0.0, 1.0, 1.0]))
+    model.save(tmp_path / "trained.keras")
+    reloaded = helpers.keras.models.load_model(tmp_path / "trained.keras", custom_objects=helpers.custom_objects())
+    schedule = reloaded.optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"].endswith("WarmupLinearDecay")
+    assert schedule["config"] == {"peak": 1e-3, "warmup_steps": 2, "total_steps": 10}
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

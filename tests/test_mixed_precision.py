@@ -1,0 +1,78 @@
+"""helpers.use_mixed_precision: keras-bert under bfloat16/float16 policies, and no change in float32."""
+
+import keras_bert
+import numpy as np
+import pytest
+from keras_self_attention import ScaledDotProductAttention
+from test_checkpoint import TINY, VOCAB, inputs, tiny_model
+
+import helpers
+
+ORIGINAL_ATTENTION = ScaledDotProductAttention.call
+ORIGINAL_MAX_POOL = keras_bert.layers.MaskedGlobalMaxPool1D.call
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-mp") / "bert"
+    helpers.export_checkpoint(tiny_model(training=True), TINY, folder, vocab=VOCAB)
+    return folder
+
+
+@pytest.fixture()
+def restore_float32(monkeypatch):
+    monkeypatch.setattr(ScaledDotProductAttention, "call", ORIGINAL_ATTENTION)
+    monkeypatch.setattr(keras_bert.layers.MaskedGlobalMaxPool1D, "call", ORIGINAL_MAX_POOL)
+    yield
+    helpers.keras.mixed_precision.set_global_policy("float32")
+
+
+def classifier(folder, head="max", seed=0):
+    helpers.seed_everything(seed)
+    return helpers.build_classifier(helpers.load_bert(seq_len=12, folder=folder), head)
+
+
+def test_keras_bert_fails_under_mixed_precision_without_the_fix(tiny_dir, restore_float32):
+    helpers.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    with pytest.raises(Exception, match="bfloat16"):
+        classifier(tiny_dir)
+
+
+@pytest.mark.parametrize("head", ["cls", "max"])
+def test_the_fix_changes_nothing_in_float32(tiny_dir, restore_float32, head):
+    x = inputs(masked=False)
+    before = classifier(tiny_dir, head).predict(x, verbose=0)
+    helpers.use_mixed_precision("float32")
+    after = classifier(tiny_dir, head).predict(x, verbose=0)
+    np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["cls", "max"])
+def test_bfloat16_trains_with_finite_loss_and_agrees_with_float32(tiny_dir, restore_float32, head):
+    x, y = inputs(n=16, masked=False), np.tile([0.0, 1.0], 8)
+    reference = classifier(tiny_dir, head)
+    helpers.use_mixed_precision("mixed_bfloat16")
+    model = classifier(tiny_dir, head)
+    assert model.get_layer("Encoder-1-MultiHeadSelfAttention").compute_dtype == "bfloat16"
+    assert model.output.dtype == "float32"
+    model.set_weights(reference.get_weights())
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference.predict(x, verbose=0), atol=0.02)
+    model.compile(optimizer=helpers.keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
+    before = model.evaluate(x, y, verbose=0)  # inference mode: no dropout
+    losses = [model.train_on_batch(x, y) for _ in range(10)]
+    assert np.isfinite(losses).all()
+    assert model.evaluate(x, y, verbose=0) < before  # it learns the batch
+
+
+def test_float16_builds_and_runs_a_training_step(tiny_dir, restore_float32):
+    helpers.use_mixed_precision("mixed_float16")
+    model = classifier(tiny_dir, "max")
+    model.compile(optimizer=helpers.keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    assert isinstance(model.optimizer, helpers.keras.mixed_precision.LossScaleOptimizer)
+    loss = model.train_on_batch(inputs(n=4, masked=False), np.array([0.0, 1.0, 0.0, 1.0]))
+    assert np.isfinite(loss)
+
+
+def test_use_mixed_precision_rejects_unknown_policies():
+    with pytest.raises(ValueError, match="mixed_bfloat16"):
+        helpers.use_mixed_precision("bfloat16")
