@@ -185,6 +185,22 @@ def bert_dir(path: str | os.PathLike | None = None, files: Sequence[str] = CHECK
     return folder
 
 
+def download_google_chinese_bert() -> Path:
+    """Download and unzip Google's chinese_L-12_H-768_A-12 (about 400 MB) with keras-bert's
+    get_pretrained, into Keras's cache (~/.keras/datasets), and return the folder for BERT_DIR.
+
+    Needs internet. Offline it raises ConnectionError saying how to get the files another way.
+    """
+    try:
+        folder = keras_bert.get_pretrained(keras_bert.PretrainedList.chinese_base)
+    except Exception as error:  # get_file raises URLError, HTTPError or a plain Exception offline
+        raise ConnectionError(
+            f"could not download Google's chinese_L-12_H-768_A-12 ({type(error).__name__}: {error}). "
+            "Without internet, copy the unzipped folder to this machine and set BERT_DIR to it; "
+            "the embedded data/mini-bert-zh works offline.") from error
+    return bert_dir(folder)
+
+
 def load_config(folder: str | os.PathLike | None = None) -> dict:
     """bert_config.json of the active checkpoint (see bert_dir) as a dict."""
     return json.loads((bert_dir(folder) / "bert_config.json").read_text(encoding="utf-8"))

@@ -3,11 +3,13 @@
     python notebooks/run_all.py                 # full profile, every notebook
     python notebooks/run_all.py --quick         # the tests' quick profile (TUTORIAL_QUICK=1)
     python notebooks/run_all.py 01 03           # only notebooks whose names start with these
+    python notebooks/run_all.py --readme        # regenerate README.md's notebook table from the results
 
 Each notebook runs on a fresh kernel and its executed copy goes to outputs/executed/, so the
 committed notebooks stay untouched; `--inplace` rewrites the committed notebooks instead (for
 maintainers refreshing their stored outputs, on purpose). The measurements are written to
 outputs/metrics/run_all-<profile>.json. A notebook that fails stops the run with its error.
+`--readme` rewrites the table between README.md's notebook-table markers from those files.
 """
 
 from __future__ import annotations
@@ -44,13 +46,50 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int
     return nb, seconds, peak
 
 
+README = ROOT / "README.md"
+TABLE_START, TABLE_END = "<!-- notebook-table:start -->", "<!-- notebook-table:end -->"
+
+
+def readme_table() -> str:
+    """The README's notebook table, from the two results files (a dash where a profile has not run)."""
+    runs = {}
+    for profile in ("full", "quick"):
+        path = ROOT / "outputs" / "metrics" / f"run_all-{profile}.json"
+        runs[profile] = json.loads(path.read_text())["notebooks"] if path.exists() else {}
+    lines = ["| notebook | topic | minutes, full | minutes, quick | peak memory (GB) |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        title = next(c.source for c in nb.cells if c.cell_type == "markdown").splitlines()[0].lstrip("# ")
+        number, topic = title.split(" · ", 1) if " · " in title else (path.name[:2], title)
+        full, quick = runs["full"].get(path.name), runs["quick"].get(path.name)
+        minutes = [f"{run['seconds'] / 60:.1f}" if run else "–" for run in (full, quick)]
+        memory = f"{full['peak_memory_bytes'] / 1e9:.1f}" if full else "–"
+        lines.append(f"| [{number}](notebooks/{path.name}) | {topic} | {minutes[0]} | {minutes[1]} | {memory} |")
+    return "\n".join(lines)
+
+
+def update_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        raise SystemExit(f"README.md has no {TABLE_START} ... {TABLE_END} markers")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    README.write_text(f"{head}{TABLE_START}\n{readme_table()}\n{TABLE_END}{tail}", encoding="utf-8")
+    print("README.md notebook table regenerated")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
     parser.add_argument("--quick", action="store_true", help="quick profile (TUTORIAL_QUICK=1)")
     parser.add_argument("--inplace", action="store_true", help="overwrite the committed notebooks with the run")
     parser.add_argument("--timeout", type=int, default=-1, help="seconds per cell (default: no limit)")
+    parser.add_argument("--readme", action="store_true", help="only regenerate README.md's notebook table")
     args = parser.parse_args(argv)
+    if args.readme:
+        update_readme()
+        return 0
 
     os.environ["TUTORIAL_QUICK"] = "1" if args.quick else "0"
     profile = "quick" if args.quick else "full"

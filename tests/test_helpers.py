@@ -191,6 +191,27 @@ def test_load_tokenizer_uses_the_active_vocabulary(monkeypatch, tmp_path):
     assert tokenizer.encode("好差")[0] == [2, 5, 1, 3]
 
 
+def test_download_google_chinese_bert_offline_says_what_to_do(monkeypatch):
+    import keras_bert
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras_bert, "get_pretrained", offline)
+    with pytest.raises(ConnectionError, match="set BERT_DIR to it") as error:
+        helpers.download_google_chinese_bert()
+    assert "name resolution" in str(error.value)
+
+
+def test_download_google_chinese_bert_returns_the_checked_folder(monkeypatch, tmp_path):
+    import keras_bert
+
+    for name in helpers.CHECKPOINT_FILES:
+        (tmp_path / name).write_text("x")
+    monkeypatch.setattr(keras_bert, "get_pretrained", lambda info: str(tmp_path))
+    assert helpers.download_google_chinese_bert() == tmp_path
+
+
 # --- encode_texts -----------------------------------------------------------------------------
 TEXTS = ["这家酒店的服务很好！", "iPhone12 Pro真香，ＡＢＣ１２３", "發票很麻煩", "😀" * 3, "好" * 300, "a b\tc"]
 
