@@ -122,22 +122,14 @@ def write_csv(tmp_path, text: str):
     return path
 
 
-def test_load_reviews_reports_a_missing_column(tmp_path):
-    path = write_csv(tmp_path, "text,label\n好,1\n")
-    with pytest.raises(ValueError, match=r"missing: \['split'\]"):
-        helpers.load_reviews(path)
-
-
-def test_load_reviews_reports_an_extra_column(tmp_path):
-    path = write_csv(tmp_path, "text,label,split,score\n好,1,train,5\n")
-    with pytest.raises(ValueError, match=r"extra: \['score'\]"):
-        helpers.load_reviews(path)
-
-
-def test_load_reviews_names_the_lines_with_a_bad_label(tmp_path):
-    path = write_csv(tmp_path, "text,label,split\n好,1,train\n差,2,train\n一般,,val\n")
-    with pytest.raises(ValueError, match=r"label not 0 or 1 on line\(s\) 3, 4"):
-        helpers.load_reviews(path)
+@pytest.mark.parametrize("csv, message", [
+    ("text,label\n好,1\n", r"missing: \['split'\]"),
+    ("text,label,split,score\n好,1,train,5\n", r"extra: \['score'\]"),
+    ("text,label,split\n好,1,train\n差,2,train\n一般,,val\n", r"label not 0 or 1 on line\(s\) 3, 4"),
+])
+def test_load_reviews_names_the_problem_columns_and_lines(tmp_path, csv, message):
+    with pytest.raises(ValueError, match=message):
+        helpers.load_reviews(write_csv(tmp_path, csv))
 
 
 def test_load_reviews_names_unknown_splits_and_empty_texts(tmp_path):
