@@ -13,9 +13,8 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-fonts:
-	@$(BIN)/python -c "import matplotlib.font_manager as f, sys; sys.exit(not {'Noto Sans CJK SC', 'WenQuanYi Micro Hei', 'WenQuanYi Zen Hei', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', 'SimHei'} & {x.name for x in f.fontManager.ttflist})" \
-	  || echo "No CJK font found: Chinese labels in figures would be boxes. Debian/Ubuntu: sudo apt-get install fonts-wqy-microhei"
+fonts:  # helpers.py holds the list of CJK fonts and warns with the install command when none is found
+	@$(BIN)/python -c "import helpers" 2>&1 | grep -i "cjk font" || true
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

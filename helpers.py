@@ -2,7 +2,10 @@
 
 Import it first in every notebook: it selects Keras 2 (tf-keras) for keras-bert before TensorFlow
 loads, sets up a CJK font for matplotlib, and finds the data and the active checkpoint. What the
-notebooks teach stays in the notebooks; this module holds what several of them share.
+notebooks teach stays in the notebooks; this module holds what several of them share, the paths one
+notebook writes for another, and the keras-bert workarounds and plumbing (checkpoint export, mixed
+precision, attention extraction) that would distract from a lesson. Each public function's docstring
+says which notebooks use it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,42 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tensorflow.keras -> tf-keras (Keras 2
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ info messages
 
 import json  # noqa: E402
-import random  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Iterable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+
+class _NativeStderrSilenced:
+    """Send the process's C-level stderr (file descriptor 2) to a temporary file for a block, and show
+    it only if the block fails. TensorFlow's native start-up lines ("All log messages before
+    absl::InitializeLog() ...", "Could not find cuda drivers", "failed call to cuInit", the CPU
+    feature notice) are written before TF_CPP_MIN_LOG_LEVEL takes effect, so that setting cannot hide
+    them; in Jupyter they would fill the first cell's output."""
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stderr.flush()
+        self.saved, self.captured = os.dup(2), tempfile.TemporaryFile()
+        os.dup2(self.captured.fileno(), 2)
+
+    def __exit__(self, kind, error, traceback):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        if kind is not None:  # the import failed: show what TensorFlow printed
+            self.captured.seek(0)
+            sys.stderr.write(self.captured.read().decode(errors="replace"))
+        self.captured.close()
+
+
+with _NativeStderrSilenced():
+    import tensorflow as tf  # noqa: E402
+
+    tf.config.list_physical_devices()  # device discovery prints its CUDA lines here, not in a later cell
 
 if not tf.keras.layers.Dense.__module__.startswith("tf_keras"):
     raise RuntimeError(
@@ -40,6 +71,13 @@ import keras_bert  # noqa: E402
 
 keras = tf.keras
 tf.get_logger().setLevel("ERROR")  # TensorFlow's Python INFO/WARNING lines (distribution, retracing)
+# keras-bert (through keras-multi-head) passes one unseeded GlorotNormal instance to all four attention
+# projections, and tf-keras warns that it "will return identical values each time". That is exactly
+# why a fresh model starts with Wq == Wk == Wv == Wo; it is harmless for every model loaded from a
+# checkpoint (the weights are overwritten) and reinitialize_attention fixes it for models trained from
+# scratch (notebooks 03 and 05 show and assert both). So that one warning is hidden, and no other.
+warnings.filterwarnings("ignore", category=UserWarning,
+                        message=r"The initializer GlorotNormal is unseeded and being called multiple times")
 
 # --- paths and profile ------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parent
@@ -50,7 +88,8 @@ GOOGLE_CHINESE_CONFIG = DATA_DIR / "chinese_L-12_H-768_A-12" / "bert_config.json
 
 
 def quick_profile() -> bool:
-    """Read TUTORIAL_QUICK: True for "1" (the tests' quick profile), False for "0" or unset."""
+    """Read TUTORIAL_QUICK: True for "1" (the tests' quick profile), False for "0" or unset.
+    Read once at import into QUICK, which 03-05 use."""
     value = os.environ.get("TUTORIAL_QUICK", "0").strip()
     if value not in ("", "0", "1"):
         raise ValueError(f"TUTORIAL_QUICK={value!r}; use 1 for the quick test profile or 0 (default) for the full one")
@@ -61,18 +100,30 @@ QUICK = quick_profile()
 """True in the quick profile (TUTORIAL_QUICK=1): the tests' small, fast version of every notebook."""
 
 
+# what notebook 03 writes and notebook 04 and notebooks/run_all.py read (quick-profile runs write beside it)
+def classifier_path(quick: bool | None = None) -> Path:
+    """Where notebook 03 saves its fine-tuned classifier. Used in 03, 04."""
+    quick = QUICK if quick is None else quick
+    return OUTPUTS_DIR / ("03_training-quick" if quick else "03_training") / "classifier.keras"
+
+
+def results_path(quick: bool | None = None) -> Path:
+    """Where notebook 03 writes its results (JSON). Used in 03 and notebooks/run_all.py."""
+    quick = QUICK if quick is None else quick
+    return OUTPUTS_DIR / "metrics" / ("03_training-quick.json" if quick else "03_training.json")
+
+
 def output_dir(*parts: str) -> Path:
-    """A folder under outputs/ (git-ignored), created if needed."""
+    """A folder under outputs/ (git-ignored), created if needed. Used in 02."""
     path = OUTPUTS_DIR.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def seed_everything(seed: int = 2019) -> None:
-    """Seed Python, NumPy and TensorFlow, so that reruns give the same numbers on the same machine."""
-    random.seed(seed)
-    np.random.seed(seed)
-    tf.keras.utils.set_random_seed(seed)
+    """Seed Python, NumPy and TensorFlow (Keras's set_random_seed seeds all three), so that reruns
+    give the same numbers on the same machine. Used in 02-05."""
+    keras.utils.set_random_seed(seed)
 
 
 # --- matplotlib with a CJK font -------------------------------------------------------------
@@ -89,6 +140,7 @@ def use_cjk_font() -> str | None:
 
     Returns None, with a warning naming the install command, when no CJK font is installed: Chinese
     labels would otherwise render as empty boxes.
+    Called at import (CJK_FONT, shown in 01); every notebook with Chinese in a figure relies on it.
     """
     import matplotlib
     from matplotlib import font_manager
@@ -121,7 +173,8 @@ REVIEW_COLUMNS = ["text", "label", "split"]
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def _rows(mask: pd.Series, limit: int = 10) -> str:
+def _csv_line_numbers(mask: pd.Series, limit: int = 10) -> str:
+    """The CSV line numbers of the rows where mask is True, as text ("2, 5 and 3 more")."""
     rows = [int(i) + 2 for i in np.flatnonzero(mask.to_numpy())]  # +2: header line, 1-based lines
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return ", ".join(map(str, rows[:limit])) + more
@@ -133,6 +186,7 @@ def load_reviews(path: str | os.PathLike | None = None) -> pd.DataFrame:
     Returns a DataFrame with columns text (str), label (int, 1 = positive) and split
     ('train', 'val' or 'test'). Raises ValueError naming the offending CSV lines for missing or
     extra columns, empty texts, labels outside {0, 1} and unknown split names.
+    Used in 01-05.
     """
     path = Path(path) if path is not None else DATA_DIR / "reviews.csv"
     if not path.exists():
@@ -146,14 +200,14 @@ def load_reviews(path: str | os.PathLike | None = None) -> pd.DataFrame:
     problems = []
     empty = df["text"].str.strip() == ""
     if empty.any():
-        problems.append(f"empty text on line(s) {_rows(empty)}")
+        problems.append(f"empty text on line(s) {_csv_line_numbers(empty)}")
     bad_label = ~df["label"].isin(["0", "1"])
     if bad_label.any():
-        problems.append(f"label not 0 or 1 on line(s) {_rows(bad_label)} "
+        problems.append(f"label not 0 or 1 on line(s) {_csv_line_numbers(bad_label)} "
                         f"(values: {sorted(set(df['label'][bad_label]))[:5]})")
     bad_split = ~df["split"].isin(SPLIT_NAMES)
     if bad_split.any():
-        problems.append(f"split not one of {SPLIT_NAMES} on line(s) {_rows(bad_split)} "
+        problems.append(f"split not one of {SPLIT_NAMES} on line(s) {_csv_line_numbers(bad_split)} "
                         f"(values: {sorted(set(df['split'][bad_split]))[:5]})")
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
@@ -172,6 +226,7 @@ def bert_dir(path: str | os.PathLike | None = None, files: Sequence[str] = CHECK
     """The checkpoint folder in use: `path`, else $BERT_DIR, else the embedded data/mini-bert-zh.
 
     Raises FileNotFoundError when the folder or one of `files` (default: all of Google's) is missing.
+    Used in 01-03 (and by every loader here).
     """
     source = "path" if path is not None else "BERT_DIR" if os.environ.get("BERT_DIR") else None
     folder = Path(path if path is not None else os.environ.get("BERT_DIR") or EMBEDDED_BERT_DIR)
@@ -190,6 +245,7 @@ def download_google_chinese_bert() -> Path:
     get_pretrained, into Keras's cache (~/.keras/datasets), and return the folder for BERT_DIR.
 
     Needs internet. Offline it raises ConnectionError saying how to get the files another way.
+    Named in the README and notebook 02 for readers with internet.
     """
     try:
         folder = keras_bert.get_pretrained(keras_bert.PretrainedList.chinese_base)
@@ -202,27 +258,29 @@ def download_google_chinese_bert() -> Path:
 
 
 def load_config(folder: str | os.PathLike | None = None) -> dict:
-    """bert_config.json of the active checkpoint (see bert_dir) as a dict."""
+    """bert_config.json of the active checkpoint (see bert_dir) as a dict. Used in 03."""
     return json.loads((bert_dir(folder) / "bert_config.json").read_text(encoding="utf-8"))
 
 
 def load_vocab(folder: str | os.PathLike | None = None) -> dict[str, int]:
-    """vocab.txt of the active checkpoint as {token: id}, in file order (keras-bert's loader)."""
+    """vocab.txt of the active checkpoint as {token: id}, in file order (keras-bert's loader). Used in 01-05."""
     return keras_bert.load_vocabulary(str(bert_dir(folder, files=["vocab.txt"]) / "vocab.txt"))
 
 
 def load_tokenizer(folder: str | os.PathLike | None = None) -> keras_bert.Tokenizer:
-    """keras-bert's (uncased) Tokenizer for the active checkpoint's vocabulary."""
+    """keras-bert's (uncased) Tokenizer for the active checkpoint's vocabulary. Used in 02-04."""
     return keras_bert.Tokenizer(load_vocab(folder))
 
 
 def encode_texts(texts: Iterable[str], tokenizer: keras_bert.Tokenizer, seq_len: int,
-                 progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 progress: bool | None = None, return_lengths: bool = False):
     """Encode texts for BERT: (token_ids, segment_ids), int32 arrays of shape [n, seq_len].
 
     Row i equals keras-bert's `tokenizer.encode(texts[i], max_len=seq_len)`: [CLS] text [SEP],
-    truncated to seq_len and padded with 0. A progress bar appears for more than 5,000 texts
-    (or as `progress` says). Raises TypeError for a non-string and ValueError for an empty text.
+    truncated to seq_len and padded with 0. With return_lengths=True a third array gives each text's
+    full length in tokens before truncation (each text is tokenized once either way). A progress bar
+    appears for more than 5,000 texts in an interactive terminal (or as `progress` says). Raises
+    TypeError for a non-string and ValueError for an empty text. Used in 01-04.
     """
     if isinstance(texts, str):
         raise TypeError("encode_texts takes a list of texts, not one string: use encode_texts([text], ...)")
@@ -235,22 +293,35 @@ def encode_texts(texts: Iterable[str], tokenizer: keras_bert.Tokenizer, seq_len:
         if not text.strip():
             raise ValueError(f"texts[{i}] is empty or only whitespace; drop it or replace it before encoding")
     token_ids = np.zeros((len(texts), seq_len), dtype=np.int32)
-    segment_ids = np.zeros((len(texts), seq_len), dtype=np.int32)
-    show = len(texts) > 5000 if progress is None else progress
+    segment_ids = np.zeros((len(texts), seq_len), dtype=np.int32)  # one segment: all 0
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    show = len(texts) > 5000 and sys.stderr.isatty() if progress is None else progress
     if show:
         from tqdm import tqdm
         texts = tqdm(texts, desc="encoding", unit="text", mininterval=2, file=sys.stderr)
     for i, text in enumerate(texts):
-        token_ids[i], segment_ids[i] = tokenizer.encode(text, max_len=seq_len)
-    return token_ids, segment_ids
+        ids = tokenizer.encode(text)[0]  # [CLS] text [SEP], untruncated
+        lengths[i] = len(ids)
+        if len(ids) > seq_len:  # keras-bert's truncation: keep [CLS], the first seq_len - 2 tokens, [SEP]
+            ids = ids[:seq_len - 1] + ids[-1:]
+        token_ids[i, :len(ids)] = ids
+    return (token_ids, segment_ids, lengths) if return_lengths else (token_ids, segment_ids)
 
 
 # --- Google's checkpoint format -------------------------------------------------------------
-def google_variable_map(config: dict, training: bool = False) -> list[tuple[str, str, int, bool]]:
-    """How keras-bert's layers map onto the variables of Google's BERT checkpoints.
+class CheckpointVariable(NamedTuple):
+    """One variable of Google's BERT checkpoint layout and where keras-bert keeps it."""
 
-    One row per variable: (Google variable name, keras-bert layer name, index into that layer's
-    get_weights(), transposed). This is the inverse of keras_bert.load_model_weights_from_checkpoint:
+    name: str          # Google's variable name
+    layer: str         # keras-bert layer name
+    index: int         # index into that layer's get_weights()
+    transposed: bool   # stored transposed relative to keras-bert
+    shape: tuple       # the shape in the checkpoint
+
+
+def google_variable_map(config: dict, training: bool = False) -> list[CheckpointVariable]:
+    """The checkpoint layout in one table: how keras-bert's layers map onto the variables of Google's
+    BERT checkpoints, with each variable's shape. The inverse of keras_bert.load_model_weights_from_checkpoint:
       bert/embeddings/{word,position,token_type}_embeddings  Embedding-{Token,Position,Segment}
       bert/embeddings/LayerNorm/{gamma,beta}                  Embedding-Norm
       bert/encoder/layer_i/attention/self/{query,key,value}   Encoder-(i+1)-MultiHeadSelfAttention (Wq, Wk, Wv)
@@ -263,63 +334,46 @@ def google_variable_map(config: dict, training: bool = False) -> list[tuple[str,
       cls/predictions/output_bias                             MLM-Sim (output weights tied to the token embeddings)
       bert/pooler/dense                                       NSP-Dense
       cls/seq_relationship/output_{weights,bias}              NSP (weights stored transposed, [2, hidden])
+    Used by export_checkpoint and check_checkpoint (notebook 05, tests).
     """
-    rows = [("bert/embeddings/word_embeddings", "Embedding-Token", 0, False),
-            ("bert/embeddings/position_embeddings", "Embedding-Position", 0, False),
-            ("bert/embeddings/token_type_embeddings", "Embedding-Segment", 0, False),
-            ("bert/embeddings/LayerNorm/gamma", "Embedding-Norm", 0, False),
-            ("bert/embeddings/LayerNorm/beta", "Embedding-Norm", 1, False)]
+    h, f, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    V = CheckpointVariable
+
+    def dense(google, layer, first, n_in, n_out):
+        return [V(f"{google}/kernel", layer, first, False, (n_in, n_out)),
+                V(f"{google}/bias", layer, first + 1, False, (n_out,))]
+
+    def norm(google, layer):
+        return [V(f"{google}/gamma", layer, 0, False, (h,)), V(f"{google}/beta", layer, 1, False, (h,))]
+
+    rows = [V("bert/embeddings/word_embeddings", "Embedding-Token", 0, False, (v, h)),
+            V("bert/embeddings/position_embeddings", "Embedding-Position", 0, False,
+              (config["max_position_embeddings"], h)),
+            V("bert/embeddings/token_type_embeddings", "Embedding-Segment", 0, False,
+              (config.get("type_vocab_size", 2), h)),
+            *norm("bert/embeddings/LayerNorm", "Embedding-Norm")]
     for i in range(config["num_hidden_layers"]):
         google, ours = f"bert/encoder/layer_{i}", f"Encoder-{i + 1}"
-        attention = [f"{google}/attention/self/{part}/{kind}" for part in ("query", "key", "value")
-                     for kind in ("kernel", "bias")]
-        attention += [f"{google}/attention/output/dense/kernel", f"{google}/attention/output/dense/bias"]
-        rows += [(name, f"{ours}-MultiHeadSelfAttention", j, False) for j, name in enumerate(attention)]
-        rows += [(f"{google}/attention/output/LayerNorm/{p}", f"{ours}-MultiHeadSelfAttention-Norm", j, False)
-                 for j, p in enumerate(("gamma", "beta"))]
-        feed_forward = [f"{google}/intermediate/dense/kernel", f"{google}/intermediate/dense/bias",
-                        f"{google}/output/dense/kernel", f"{google}/output/dense/bias"]
-        rows += [(name, f"{ours}-FeedForward", j, False) for j, name in enumerate(feed_forward)]
-        rows += [(f"{google}/output/LayerNorm/{p}", f"{ours}-FeedForward-Norm", j, False)
-                 for j, p in enumerate(("gamma", "beta"))]
+        attention = f"{ours}-MultiHeadSelfAttention"
+        for j, part in enumerate(("self/query", "self/key", "self/value", "output/dense")):
+            rows += dense(f"{google}/attention/{part}", attention, 2 * j, h, h)
+        rows += norm(f"{google}/attention/output/LayerNorm", f"{attention}-Norm")
+        rows += dense(f"{google}/intermediate/dense", f"{ours}-FeedForward", 0, h, f)
+        rows += dense(f"{google}/output/dense", f"{ours}-FeedForward", 2, f, h)
+        rows += norm(f"{google}/output/LayerNorm", f"{ours}-FeedForward-Norm")
     if training:
-        rows += [("cls/predictions/transform/dense/kernel", "MLM-Dense", 0, False),
-                 ("cls/predictions/transform/dense/bias", "MLM-Dense", 1, False),
-                 ("cls/predictions/transform/LayerNorm/gamma", "MLM-Norm", 0, False),
-                 ("cls/predictions/transform/LayerNorm/beta", "MLM-Norm", 1, False),
-                 ("cls/predictions/output_bias", "MLM-Sim", 0, False),
-                 ("bert/pooler/dense/kernel", "NSP-Dense", 0, False),
-                 ("bert/pooler/dense/bias", "NSP-Dense", 1, False),
-                 ("cls/seq_relationship/output_weights", "NSP", 0, True),
-                 ("cls/seq_relationship/output_bias", "NSP", 1, False)]
+        rows += [*dense("cls/predictions/transform/dense", "MLM-Dense", 0, h, h),
+                 *norm("cls/predictions/transform/LayerNorm", "MLM-Norm"),
+                 V("cls/predictions/output_bias", "MLM-Sim", 0, False, (v,)),
+                 *dense("bert/pooler/dense", "NSP-Dense", 0, h, h),
+                 V("cls/seq_relationship/output_weights", "NSP", 0, True, (2, h)),
+                 V("cls/seq_relationship/output_bias", "NSP", 1, False, (2,))]
     return rows
 
 
 def expected_shapes(config: dict, training: bool = False) -> dict[str, tuple[int, ...]]:
-    """The shape of every Google checkpoint variable that keras-bert reads, computed from the config."""
-    h, f, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
-    shapes = {}
-    for name, *_ in google_variable_map(config, training):
-        leaf = name.rsplit("/", 1)[1]
-        if name.endswith("word_embeddings"):
-            shapes[name] = (v, h)
-        elif name.endswith("position_embeddings"):
-            shapes[name] = (config["max_position_embeddings"], h)
-        elif name.endswith("token_type_embeddings"):
-            shapes[name] = (config.get("type_vocab_size", 2), h)
-        elif name == "cls/predictions/output_bias":
-            shapes[name] = (v,)
-        elif name == "cls/seq_relationship/output_weights":
-            shapes[name] = (2, h)
-        elif name == "cls/seq_relationship/output_bias":
-            shapes[name] = (2,)
-        elif "intermediate/dense" in name:
-            shapes[name] = (h, f) if leaf == "kernel" else (f,)
-        elif "/output/dense/" in name and "attention" not in name:
-            shapes[name] = (f, h) if leaf == "kernel" else (h,)
-        else:  # attention projections, poolers, transforms and layer norms
-            shapes[name] = (h, h) if leaf == "kernel" else (h,)
-    return shapes
+    """The shape of every Google checkpoint variable that keras-bert reads: the map's shape column."""
+    return {row.name: row.shape for row in google_variable_map(config, training)}
 
 
 def export_checkpoint(model: keras.Model, config: dict, folder: str | os.PathLike,
@@ -329,6 +383,7 @@ def export_checkpoint(model: keras.Model, config: dict, folder: str | os.PathLik
     Writes folder/bert_config.json and folder/bert_model.ckpt.{index,data-00000-of-00001} with the
     variable names of google_variable_map (pretraining heads included when the model has them), and
     vocab.txt when `vocab` (tokens in id order) is given. Refuses to overwrite existing files.
+    Used in 05 and data/pretrain.py.
     """
     folder = Path(folder)
     targets = [folder / name for name in CHECKPOINT_FILES if name != "vocab.txt" or vocab is not None]
@@ -339,7 +394,7 @@ def export_checkpoint(model: keras.Model, config: dict, folder: str | os.PathLik
     layer_names = {layer.name for layer in model.layers}
     training = "MLM-Sim" in layer_names
     names, tensors = [], []
-    for name, layer, index, transposed in google_variable_map(config, training):
+    for name, layer, index, transposed, _ in google_variable_map(config, training):
         value = model.get_layer(layer).get_weights()[index]
         names.append(name)
         tensors.append(tf.constant(value.T if transposed else value, dtype=tf.float32))
@@ -360,6 +415,7 @@ def check_checkpoint(folder: str | os.PathLike | None = None, training: bool = F
     """Check that config, vocabulary and checkpoint of a folder agree; return the config.
 
     Raises ValueError naming every disagreement: vocabulary size, missing variables, wrong shapes.
+    Used by load_bert (02-05) and the tests.
     """
     folder = bert_dir(folder)
     config = load_config(folder)
@@ -393,6 +449,7 @@ def load_bert(seq_len: int | None = 128, training: bool = False, trainable=None,
     `trainable` is True, False, None (= training) or a list of layer-name prefixes: only layers whose
     names start with one of them train. keras-bert's own prefix-list form crashes on tf-keras 2.21
     (it passes the list to LayerNormalization(trainable=...)), so the prefixes are applied here.
+    Used in 02-05.
     """
     folder = bert_dir(folder)
     check_checkpoint(folder, training=training)
@@ -413,11 +470,9 @@ def reinitialize_attention(model: keras.Model, seed: int) -> None:
     A freshly built keras-bert model on tf-keras 2.21 starts with Wq == Wk == Wv == Wo in every
     layer: keras-multi-head reuses one unseeded initializer instance, and tf-keras then returns the
     same values on every call. Anything trained from random initialisation needs this fix.
+    Used in 03, 05 and data/pretrain.py.
     """
-    layers = [layer for layer in model.layers if layer.name.endswith("-MultiHeadSelfAttention")]
-    if not layers:
-        raise ValueError("the model has no keras-bert attention layers (Encoder-N-MultiHeadSelfAttention)")
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(attention_layers(model)):
         weights = layer.get_weights()
         for j, w in enumerate(weights):
             if w.ndim == 2:  # kernels; biases stay zero
@@ -430,7 +485,9 @@ def reinitialize_attention(model: keras.Model, seed: int) -> None:
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """BERT's learning-rate schedule: linear warm-up from 0 to `peak` over `warmup_steps`,
     then linear decay to 0 at `total_steps`. (keras-bert's AdamWarmup does the same but is broken
-    on current tf-keras: AttributeError '_set_hyper'.)"""
+    on current tf-keras: AttributeError '_set_hyper'.)
+    Used in 03-05.
+    """
 
     def __init__(self, peak: float, warmup_steps: int, total_steps: int):
         if not 0 <= warmup_steps < total_steps:
@@ -448,7 +505,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 # --- the classifier of notebooks 02-04 --------------------------------------------------------
-HEADS = ("cls", "mean", "max")
+CLASSIFIER_HEADS = ("cls", "mean", "max")  # how build_classifier pools the sequence output
 
 
 def build_classifier(bert: keras.Model, head: str = "cls") -> keras.Model:
@@ -458,9 +515,10 @@ def build_classifier(bert: keras.Model, head: str = "cls") -> keras.Model:
     keras-bert's `Extract(index=0)` layer, which computes the same and can be saved and reloaded;
     "mean" and "max" pool over the real (non-padding) tokens, using the mask keras-bert propagates.
     `bert` is a model from load_bert(training=False) (two inputs, one sequence output).
+    Used in 02-04.
     """
-    if head not in HEADS:
-        raise ValueError(f"head={head!r}; choose one of {HEADS}")
+    if head not in CLASSIFIER_HEADS:
+        raise ValueError(f"head={head!r}; choose one of {CLASSIFIER_HEADS}")
     if len(bert.inputs) != 2 or len(bert.outputs) != 1:
         raise ValueError("build_classifier needs a BERT body with inputs (token ids, segment ids) and one "
                          "sequence output: load it with load_bert(training=False)")
@@ -476,25 +534,38 @@ def build_classifier(bert: keras.Model, head: str = "cls") -> keras.Model:
     return keras.Model(bert.inputs, output, name=f"bert_{head}_classifier")
 
 
-def predict_sentiment(model: keras.Model, texts: Sequence[str], tokenizer: keras_bert.Tokenizer,
-                      seq_len: int = 128) -> pd.DataFrame:
+def predict_sentiment(model: keras.Model, texts: Iterable[str], tokenizer: keras_bert.Tokenizer,
+                      seq_len: int | None = None) -> pd.DataFrame:
     """P(positive) for each text from a sentiment classifier, as a DataFrame (text, tokens, positive).
 
-    `tokens` counts the text's tokens with [CLS] and [SEP] (more than seq_len means it was truncated).
-    Bad input (a single string, empty or non-string texts) raises the same clear errors as encode_texts.
+    `texts` may be any iterable of strings (a list, a Series, a generator). `seq_len` defaults to the
+    model's input length. `tokens` counts the text's tokens with [CLS] and [SEP] (more than seq_len
+    means it was truncated). Bad input (a single string, empty or non-string texts) raises the same
+    clear errors as encode_texts. Used in 03, 04.
     """
-    token_ids, segment_ids = encode_texts(texts, tokenizer, seq_len)
+    if isinstance(texts, str):
+        raise TypeError("predict_sentiment takes a list of texts, not one string: use [text]")
+    texts = list(texts)
+    if seq_len is None:
+        seq_len = model.inputs[0].shape[1]
+        if seq_len is None:
+            raise ValueError("the model accepts any length: pass seq_len (for example 128)")
+    token_ids, segment_ids, lengths = encode_texts(texts, tokenizer, seq_len, return_lengths=True)
     probabilities = model.predict([token_ids, segment_ids], batch_size=64, verbose=0)[:, 0]
-    return pd.DataFrame({"text": list(texts), "tokens": [len(tokenizer.tokenize(t)) for t in texts],
-                         "positive": probabilities.astype(float)})
+    return pd.DataFrame({"text": texts, "tokens": lengths, "positive": probabilities.astype(float)})
 
 
 def custom_objects() -> dict:
-    """What keras.models.load_model needs for keras-bert models: keras-bert's get_custom_objects()
-    plus the layers it forgets (MaskedGlobalMaxPool1D, MaskedConv1D) and our learning-rate schedule."""
-    objects = keras_bert.get_custom_objects()
-    objects.update(MaskedGlobalMaxPool1D=keras_bert.layers.MaskedGlobalMaxPool1D,
-                   MaskedConv1D=keras_bert.layers.MaskedConv1D, WarmupLinearDecay=WarmupLinearDecay)
+    """The objects keras.models.load_model needs to rebuild a saved build_classifier model exactly, and no
+    more: keras-bert's embedding, attention, feed-forward, layer-norm and pooling layers, and its GELU.
+    Without "gelu" or "LayerNormalization" a model still loads, silently with tf-keras's own versions
+    (the exact erf GELU, another epsilon), and predicts slightly differently. keras-bert's
+    get_custom_objects() lacks MaskedGlobalMaxPool1D (the "max" head). Used in 02-04."""
+    keras_bert_objects = keras_bert.get_custom_objects()
+    objects = {name: keras_bert_objects[name] for name in
+               ("TokenEmbedding", "PositionEmbedding", "MultiHeadAttention", "FeedForward", "LayerNormalization",
+                "gelu", "Extract")}
+    objects["MaskedGlobalMaxPool1D"] = keras_bert.layers.MaskedGlobalMaxPool1D
     return objects
 
 
@@ -502,6 +573,7 @@ def bert_parameter_counts(config: dict, seq_len: int | None = None) -> dict[str,
     """Parameters of keras-bert's BERT body, part by part, computed from bert_config.json alone.
 
     keras-bert keeps only the first min(seq_len, max_position_embeddings) position embeddings.
+    Used in 02, 03.
     """
     h, f, v, n = config["hidden_size"], config["intermediate_size"], config["vocab_size"], config["num_hidden_layers"]
     positions = min(seq_len or config["max_position_embeddings"], config["max_position_embeddings"])
@@ -550,7 +622,9 @@ def _max_pool_call(self, inputs, mask=None):
 def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:
     """Set Keras's global dtype policy ("mixed_bfloat16", "mixed_float16" or "float32") and make
     keras-bert's layers work under it by patching the two that hard-code float32
-    (ScaledDotProductAttention and MaskedGlobalMaxPool1D). Call it before building a model."""
+    (ScaledDotProductAttention and MaskedGlobalMaxPool1D). Call it before building a model.
+    Used in 03.
+    """
     from keras_self_attention import ScaledDotProductAttention
 
     if policy not in ("mixed_bfloat16", "mixed_float16", "float32"):
@@ -562,7 +636,8 @@ def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:
 
 # --- attention as data --------------------------------------------------------------------------
 def attention_layers(model: keras.Model) -> list:
-    """The Encoder-N-MultiHeadSelfAttention layers of a keras-bert model, in order."""
+    """The Encoder-N-MultiHeadSelfAttention layers of a keras-bert model, in order.
+    Used in 04 (and by reinitialize_attention, attention_maps)."""
     layers = [layer for layer in model.layers if layer.name.endswith("-MultiHeadSelfAttention")]
     if not layers:
         raise ValueError(f"model {model.name!r} has no keras-bert attention layers (Encoder-N-MultiHeadSelfAttention)")
@@ -577,6 +652,7 @@ def attention_maps(model: keras.Model, token_ids: np.ndarray, segment_ids: np.nd
     and weights, exactly as the layer computes them: softmax(Q Kᵀ / √d_head − 10000 · padding), where
     Q = x·Wq + bq and K = x·Wk + bk per head, and padding marks keys with token id 0. Works for any
     keras-bert model (body, classifier, pretraining model); rows sum to 1 and padded keys get ~0.
+    Used in 04.
     """
     token_ids, segment_ids = np.asarray(token_ids), np.asarray(segment_ids)
     if token_ids.ndim != 2 or token_ids.shape != segment_ids.shape:
@@ -602,3 +678,51 @@ def attention_maps(model: keras.Model, token_ids: np.ndarray, segment_ids: np.nd
             per_layer.append(weights / weights.sum(axis=-1, keepdims=True))
         maps.append(np.stack(per_layer, axis=1))
     return np.concatenate(maps).astype(np.float32)
+
+
+# --- figures ------------------------------------------------------------------------------------
+def plot_encoder_diagram(config: dict, seq_len: int):
+    """A matplotlib figure of BERT's input embeddings and one post-LayerNorm encoder block, with the
+    tensor shapes of `config` at `seq_len` and keras-bert's layer names beside each part. Used in 02."""
+    import matplotlib.pyplot as plt
+
+    h, f, heads, n = (config[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads",
+                                          "num_hidden_layers"))
+    L = f"{seq_len}"
+    boxes = [  # (y, text, keras-bert layer names, colour)
+        (13.0, f"token ids, segment ids  [batch, {L}]", "Input-Token, Input-Segment", "#eeeeee"),
+        (11.6, f"token + segment + position embeddings  [batch, {L}, {h}]\n"
+               f"tables {config['vocab_size']:,}×{h}, {config.get('type_vocab_size', 2)}×{h}, "
+               f"{min(seq_len, config['max_position_embeddings'])}×{h}",
+         "Embedding-Token, -Segment, -Token-Segment (add),\nEmbedding-Position (add)", "#dce9f5"),
+        (10.2, f"LayerNorm  [batch, {L}, {h}]", "Embedding-Dropout, Embedding-Norm", "#dce9f5"),
+        (8.6, f"multi-head self-attention: {heads} heads of {h // heads}  [batch, {L}, {h}]\n"
+              f"per head: softmax(Q·K^T / √{h // heads} − 10000·pad)·V, with Q, K, V = x·W + b;\n"
+              f"heads side by side, then ·Wo + bo",
+         "Encoder-N-MultiHeadSelfAttention", "#fde4c8"),
+        (7.1, f"residual add, LayerNorm  [batch, {L}, {h}]",
+         "Encoder-N-MultiHeadSelfAttention-Dropout, -Add, -Norm", "#fde4c8"),
+        (5.6, f"feed-forward: {h} → {f} (GELU) → {h}  [batch, {L}, {h}]", "Encoder-N-FeedForward", "#d9f0d3"),
+        (4.1, f"residual add, LayerNorm  [batch, {L}, {h}]", "Encoder-N-FeedForward-Dropout, -Add, -Norm",
+         "#d9f0d3"),
+        (2.5, f"sequence output  [batch, {L}, {h}]: one vector per token", f"Encoder-{n}-FeedForward-Norm",
+         "#eeeeee"),
+    ]
+    fig, ax = plt.subplots(figsize=(11, 7.2))
+    for y, text, names, colour in boxes:
+        ax.add_patch(plt.Rectangle((0.2, y - 0.55), 5.6, 1.1, facecolor=colour, edgecolor="#555555"))
+        ax.text(3.0, y, text, ha="center", va="center", fontsize=8.5, linespacing=1.3)
+        ax.text(6.1, y, names, ha="left", va="center", fontsize=8.5, family="monospace", color="#333333")
+    for (y0, *_), (y1, *_) in zip(boxes, boxes[1:]):
+        ax.annotate("", xy=(3.0, y1 + 0.55), xytext=(3.0, y0 - 0.55), arrowprops={"arrowstyle": "->"})
+    for top, bottom in ((10.2, 7.1), (7.1, 4.1)):  # the residual connections skip each sub-layer
+        ax.annotate("", xy=(0.2, bottom), xytext=(0.2, top - 0.55),
+                    arrowprops={"arrowstyle": "->", "connectionstyle": "arc3,rad=0.5", "color": "#aa3333"})
+    ax.text(-0.35, 7.9, "residual", rotation=90, color="#aa3333", fontsize=8, ha="center", va="center")
+    ax.add_patch(plt.Rectangle((0.0, 3.35), 10.9, 6.05, fill=False, linestyle="--", edgecolor="#888888"))
+    ax.text(10.8, 9.15, f"one encoder block,\nrepeated N = 1 … {n}", ha="right", va="top", fontsize=9,
+            color="#555555")
+    ax.set(xlim=(-0.7, 11.0), ylim=(1.8, 13.7), title=f"BERT's input and one encoder block ({n} blocks, "
+           f"hidden {h}, seq_len {seq_len}), with keras-bert's layer names")
+    ax.axis("off")
+    return fig

@@ -91,7 +91,9 @@ def build_news(tagged: list[str]) -> tuple[list[str], list[str]]:
     # dict.fromkeys keeps the first occurrence of repeated boilerplate ("图片：", bylines), so that
     # no held-out paragraph also occurs in the pretraining part
     paragraphs = list(dict.fromkeys(p for p in (strip_tags(line) for line in tagged) if p))
-    n_heldout = round(len(paragraphs) * NEWS_HELDOUT_FRACTION)
+    n_heldout = max(1, round(len(paragraphs) * NEWS_HELDOUT_FRACTION))  # never an empty held-out slice
+    if n_heldout >= len(paragraphs):
+        raise ValueError(f"{len(paragraphs)} news paragraphs are too few to hold out {NEWS_HELDOUT_FRACTION:.0%}")
     return paragraphs[:-n_heldout], paragraphs[-n_heldout:]
 
 
@@ -104,14 +106,24 @@ def tokenizer_view(text: str) -> str:
     return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf"))
 
 
-def is_word_character(ch: str) -> bool:
-    """True for characters that keras-bert joins into words (so they need '##' continuation forms):
-    everything that is neither a CJK ideograph nor punctuation."""
+def keras_bert_tokenizer():
+    """keras-bert's Tokenizer class, imported once, late (only the vocabulary step needs TensorFlow).
+
+    The vocabulary depends on two of its *private* helpers, `_is_cjk_character` and `_is_punctuation`
+    (which characters it splits off as words of their own). They are pin-sensitive: a keras-bert
+    release that changes them changes vocab.txt, and tests/test_data.py's byte-identical rebuild fails."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # keras-bert needs Keras 2 (see helpers.py)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_bert import Tokenizer  # imported late: only this step needs TensorFlow
+    from keras_bert import Tokenizer
 
-    return not (Tokenizer._is_cjk_character(ch) or Tokenizer._is_punctuation(ch))
+    return Tokenizer
+
+
+def is_word_character(ch: str, tokenizer=None) -> bool:
+    """True for characters that keras-bert joins into words (so they need '##' continuation forms):
+    everything that is neither a CJK ideograph nor punctuation."""
+    tokenizer = tokenizer or keras_bert_tokenizer()
+    return not (tokenizer._is_cjk_character(ch) or tokenizer._is_punctuation(ch))
 
 
 def build_vocab(texts: list[str]) -> tuple[list[str], dict]:
@@ -127,7 +139,8 @@ def build_vocab(texts: list[str]) -> tuple[list[str], dict]:
         covered += n
     ascii_chars = [c for c in "abcdefghijklmnopqrstuvwxyz0123456789" if c not in chars]
     singles = chars + ascii_chars
-    continuations = ["##" + c for c in singles if is_word_character(c)]
+    tokenizer = keras_bert_tokenizer()
+    continuations = ["##" + c for c in singles if is_word_character(c, tokenizer)]
     vocab = SPECIAL_TOKENS + singles + continuations
     report = {"char_occurrences": total, "distinct_chars": len(counts), "covered_chars": len(chars),
               "coverage": covered / total, "vocab_size": len(vocab)}

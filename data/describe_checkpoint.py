@@ -52,22 +52,22 @@ variable names (`bert/...`, `cls/predictions/...`, `cls/seq_relationship/...`) |
 
 ## Architecture
 {layers} layers, hidden size {hidden}, {heads} heads, feed-forward size {ff}, {positions} positions, GELU:
-{parameters:,} parameters with the pretraining heads. This is the size the series' plan suggested. It
-was kept because one training step on {tokens_per_batch:,} tokens took {step_seconds:.2f} s on average
+{parameters:,} parameters with the pretraining heads. This size was chosen because one training
+step on {tokens_per_batch:,} tokens took {step_seconds:.2f} s on average
 on the 2-core machine, which allows several thousand steps in a few hours, while fine-tuning stays
 within minutes per epoch (notebook 03 measures it).
 
-**Position embeddings beyond 128 were never trained**: pretraining used sequences of at most 128
-tokens, so keep `seq_len <= 128` with this model (the series uses 128). The table keeps Google's 512
+**Position embeddings beyond {longest} were never trained**: pretraining used sequences of at most {longest}
+tokens, so keep `seq_len <= {longest}` with this model (the series uses 128). The table keeps Google's 512
 rows so that the format matches.
 
 ## How it was pretrained
 - **Text:** `data/news.txt` (People's Daily, January 1998) and the **train split** of
   `data/reviews.csv`; never the validation or test reviews, nor `data/news_heldout.txt`. Consecutive
   sentences are packed into chunks and split into A and B at a random sentence boundary:
-  {pairs:,} sentence pairs of at most 64 tokens for the first {long_phase_start:,} steps, then
-  {pairs_long:,} pairs of up to 128 tokens (in buckets of 64 and 128, to avoid padding short reviews)
-  for the rest, so that the position embeddings up to 128 are trained.
+  {pairs:,} sentence pairs of at most {shortest} tokens for the first {long_phase_start:,} steps, then
+  {pairs_long:,} pairs of up to {longest} tokens (in buckets of {buckets}, to avoid padding short reviews)
+  for the rest, so that the position embeddings up to {longest} are trained.
 - **Objectives:** masked language model (15% of tokens; 80% `[MASK]`, 10% random, 10% unchanged) and
   next-sentence prediction (keras-bert's `gen_batch_inputs`: about half the pairs get another pair's B).
 - **Optimisation:** tf-keras `AdamW`, weight decay {weight_decay}, peak learning rate {peak_learning_rate:g}
@@ -78,23 +78,22 @@ rows so that the format matches.
   training on the 2-core CPU.
 
 What did not work first, on the same machine (training logs in `pretraining_attempts.json`, in the
-format of notebook 05's log): 8,192-token batches with dropout 0.1 at a peak learning rate of 1e-3
-and then 5e-4, and 4,096-token batches without dropout but with 128-token sequences from the start.
-All three were still on the *unigram plateau*, where the model predicts character frequencies and
+format of notebook 05's log). In that file's words: "{attempts_description}"
+All of them were still on the *unigram plateau*, where the model predicts character frequencies and
 ignores the context, when they were stopped:
 
 | recipe (key in `pretraining_attempts.json`) | stopped at step | minutes | held-out MLM loss | held-out MLM accuracy |
 | --- | ---: | ---: | ---: | ---: |
 {attempts}
 
-Starting on 64-token sequences ended the plateau within the first thousand steps (the learning curves
+Starting on {shortest}-token sequences ended the plateau within the first thousand steps (the learning curves
 in notebook 05): with fewer positions, the attention finds the neighbouring characters sooner. Half
 the batch (twice the updates for the same compute) and no dropout (as Geiping & Goldstein 2022,
 "Cramming", recommend for short budgets) made each hour count.
 
 ## Final training metrics
 From `pretraining_run.json`: means over the last {log_every} steps of training, and the same metrics on a
-fixed sample of validation reviews and held-out news (at most 64 tokens) evaluated at that step.
+fixed sample of validation reviews and held-out news (at most {shortest} tokens) evaluated at that step.
 
 | | MLM loss (nats) | MLM accuracy | NSP accuracy |
 | --- | ---: | ---: | ---: |
@@ -138,6 +137,9 @@ def readme() -> str:
         heads=config["num_attention_heads"], ff=config["intermediate_size"],
         positions=config["max_position_embeddings"], step_seconds=run["training_seconds"] / run["total_steps"],
         training_minutes=run["training_seconds"] / 60, log_every=log_every, attempts=attempt_rows,
+        attempts_description=attempts["description"], shortest=min(run["seq_lengths"]["phase 1"]),
+        longest=max(run["seq_lengths"]["phase 2"]),
+        buckets=" and ".join(map(str, run["seq_lengths"]["phase 2"])),
         evidence=stored_output("evidence"), fill_mask=stored_output("fill-mask"),
         **{k: run[k] for k in ("parameters", "tokens_per_batch", "pairs", "pairs_long", "long_phase_start",
                                "weight_decay", "peak_learning_rate", "warmup_steps", "pretraining_dropout", "seed",

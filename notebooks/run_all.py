@@ -9,7 +9,8 @@ Each notebook runs on a fresh kernel and its executed copy goes to outputs/execu
 committed notebooks stay untouched; `--inplace` rewrites the committed notebooks instead (for
 maintainers refreshing their stored outputs, on purpose). The measurements are written to
 outputs/metrics/run_all-<profile>.json. A notebook that fails stops the run with its error.
-`--readme` rewrites the table between README.md's notebook-table markers from those files, and
+`--readme` runs nothing: it rewrites the table between README.md's notebook-table markers from those
+files and the results block between its results markers from notebook 03's results file, and
 copies the figure of the committed notebooks' cell tagged "readme-figure" to notebooks/figures/.
 """
 
@@ -29,6 +30,11 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent
 ROOT = NOTEBOOKS.parent
+README = ROOT / "README.md"
+TABLE_START, TABLE_END = "<!-- notebook-table:start -->", "<!-- notebook-table:end -->"
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+FIGURES = NOTEBOOKS / "figures"  # the README's figure, copied from the committed notebooks' stored output
+METRICS = ROOT / "outputs" / "metrics"  # run_all-<profile>.json, and notebook 03's results file
 PEAK_MEMORY_PROBE = ("import resource, sys\n"
                      "_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
                      "print(_peak * (1 if sys.platform == 'darwin' else 1024))")  # bytes
@@ -48,15 +54,13 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int
     return nb, seconds, peak
 
 
-README = ROOT / "README.md"
-TABLE_START, TABLE_END = "<!-- notebook-table:start -->", "<!-- notebook-table:end -->"
 
 
 def readme_table() -> str:
     """The README's notebook table, from the two results files (a dash where a profile has not run)."""
     runs = {}
     for profile in ("full", "quick"):
-        path = ROOT / "outputs" / "metrics" / f"run_all-{profile}.json"
+        path = METRICS / f"run_all-{profile}.json"
         runs[profile] = json.loads(path.read_text())["notebooks"] if path.exists() else {}
     lines = ["| notebook | topic | minutes, full | minutes, quick | peak memory (GB) |",
              "| --- | --- | ---: | ---: | ---: |"]
@@ -75,7 +79,6 @@ def readme_table() -> str:
     return "\n".join(lines)
 
 
-FIGURES = NOTEBOOKS / "figures"
 
 
 def readme_figure() -> Path:
@@ -93,12 +96,14 @@ def readme_figure() -> Path:
     raise SystemExit("no notebook has a cell tagged readme-figure")
 
 
-RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def results_block() -> str:
     """The README's results, from notebook 03's full-profile results file."""
-    path = ROOT / "outputs" / "metrics" / "03_training.json"
+    sys.path.insert(0, str(ROOT))
+    import helpers  # here, not at the top: it loads TensorFlow, which running notebooks does not need
+
+    path = helpers.results_path(quick=False)
     if not path.exists():
         raise SystemExit(f"{path.relative_to(ROOT)} is missing: run notebook 03 in the full profile first")
     r = json.loads(path.read_text())
@@ -147,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="quick profile (TUTORIAL_QUICK=1)")
     parser.add_argument("--inplace", action="store_true", help="overwrite the committed notebooks with the run")
     parser.add_argument("--timeout", type=int, default=-1, help="seconds per cell (default: no limit)")
-    parser.add_argument("--readme", action="store_true", help="only regenerate README.md's notebook table")
+    parser.add_argument("--readme", action="store_true",
+                        help="run nothing; rewrite README.md's notebook table (from outputs/metrics/run_all-*.json) "
+                             "and results block (from notebook 03's full-profile results file), and copy the "
+                             "figure of the cell tagged readme-figure to notebooks/figures/")
     args = parser.parse_args(argv)
     if args.readme:
         update_readme()
@@ -172,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         nbformat.write(nb, path if args.inplace else executed / path.name)
         results["notebooks"][path.name] = {"seconds": round(seconds, 1), "peak_memory_bytes": peak}
         print(f"{path.name:<32} {seconds / 60:8.1f} {peak / 1e9:8.2f}", flush=True)
-    metrics = ROOT / "outputs" / "metrics"
-    metrics.mkdir(parents=True, exist_ok=True)
-    out = metrics / f"run_all-{profile}.json"
+    METRICS.mkdir(parents=True, exist_ok=True)
+    out = METRICS / f"run_all-{profile}.json"
     previous = json.loads(out.read_text()) if out.exists() else {"notebooks": {}}
     results["notebooks"] = {**previous.get("notebooks", {}), **results["notebooks"]}
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -2,16 +2,9 @@
 
 import numpy as np
 import pytest
-from test_checkpoint import TINY, VOCAB, inputs, tiny_model
+from tiny import TINY, inputs
 
 import helpers
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-att") / "bert"
-    helpers.export_checkpoint(tiny_model(training=True), TINY, folder, vocab=VOCAB)
-    return folder
 
 
 def rebuilt_and_real_outputs(model, maps, token_ids, segment_ids):

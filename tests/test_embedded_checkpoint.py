@@ -1,7 +1,6 @@
 """The embedded checkpoint data/mini-bert-zh: Google's format, size, and a README generated from its run."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -10,8 +9,7 @@ import tensorflow as tf
 import helpers
 
 FOLDER = helpers.EMBEDDED_BERT_DIR
-sys.path.insert(0, str(helpers.DATA_DIR))
-import describe_checkpoint  # noqa: E402
+import describe_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +45,11 @@ def test_embedded_checkpoint_loads_both_ways_with_keras_bert():
 def test_the_run_record_matches_the_checkpoint(run):
     config = helpers.load_config(FOLDER)
     assert run["model_config"] == config
-    assert run["parameters"] > sum(helpers.bert_parameter_counts(config).values())  # plus the heads
+    h, v = config["hidden_size"], config["vocab_size"]
+    heads = {"MLM transform dense": h * h + h, "MLM layer norm": 2 * h, "MLM output bias (tied embeddings)": v,
+             "pooler": h * h + h, "NSP output": 2 * h + 2}
+    stored = sum(int(np.prod(shape)) for _, shape in tf.train.list_variables(str(FOLDER / "bert_model.ckpt")))
+    assert run["parameters"] == stored == sum(helpers.bert_parameter_counts(config).values()) + sum(heads.values())
 
 
 def test_the_readme_is_generated_from_the_run_record_and_notebook_05():

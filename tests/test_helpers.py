@@ -23,8 +23,13 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 # --- environment ------------------------------------------------------------------------------
-def test_helpers_selects_tf_keras_for_keras_bert():
-    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+def test_importing_helpers_first_makes_tensorflow_use_tf_keras():
+    # a fresh interpreter without TF_USE_LEGACY_KERAS: only helpers can have set it
+    result = run_python("import helpers, os\nimport tensorflow as tf\n"
+                        "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.layers.Dense.__module__)")
+    assert result.returncode == 0, result.stderr
+    value, module = result.stdout.split()
+    assert value == "1" and module.startswith("tf_keras"), result.stdout
     assert helpers.keras.layers.Dense.__module__.startswith("tf_keras")
 
 
@@ -171,9 +176,8 @@ def test_bert_dir_lists_the_missing_files(monkeypatch, tmp_path):
     monkeypatch.setenv("BERT_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError) as error:
         helpers.bert_dir()
-    message = str(error.value)
-    assert "bert_config.json" in message and "bert_model.ckpt.index" in message
-    assert "has no vocab.txt" not in message
+    # exactly the three missing files, in layout order: vocab.txt is there and must not be listed
+    assert "has no bert_config.json, bert_model.ckpt.index, bert_model.ckpt.data-00000-of-00001;" in str(error.value)
 
 
 def test_load_tokenizer_uses_the_active_vocabulary(monkeypatch, tmp_path):

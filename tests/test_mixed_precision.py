@@ -4,19 +4,12 @@ import keras_bert
 import numpy as np
 import pytest
 from keras_self_attention import ScaledDotProductAttention
-from test_checkpoint import TINY, VOCAB, inputs, tiny_model
+from tiny import inputs
 
 import helpers
 
 ORIGINAL_ATTENTION = ScaledDotProductAttention.call
 ORIGINAL_MAX_POOL = keras_bert.layers.MaskedGlobalMaxPool1D.call
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-mp") / "bert"
-    helpers.export_checkpoint(tiny_model(training=True), TINY, folder, vocab=VOCAB)
-    return folder
 
 
 @pytest.fixture()

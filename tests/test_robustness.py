@@ -61,6 +61,16 @@ def test_odd_reviews_tokenize_as_documented(real_vocab_classifier):
     assert "[UNK]" not in mixed
 
 
+def test_prediction_helper_takes_any_iterable_and_the_model_length_by_default(real_vocab_classifier):
+    model, tokenizer = real_vocab_classifier
+    texts = ["这家酒店的服务很好。", "太差了"]
+    expected = helpers.predict_sentiment(model, texts, tokenizer, seq_len=SEQ_LEN)
+    from_generator = helpers.predict_sentiment(model, (t for t in texts), tokenizer)  # seq_len from the model
+    assert list(from_generator["text"]) == texts
+    np.testing.assert_allclose(from_generator["positive"], expected["positive"], atol=1e-6)
+    assert list(from_generator["tokens"]) == [len(tokenizer.tokenize(t)) for t in texts]
+
+
 @pytest.mark.parametrize(("texts", "error", "message"), [
     ([""], ValueError, "empty or only whitespace"),
     (["很好", " \t\n　"], ValueError, r"texts\[1\] is empty or only whitespace"),

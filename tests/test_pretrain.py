@@ -1,0 +1,95 @@
+"""data/pretrain.py: what enters pretraining, packing, masking, next-sentence labels, the schedule."""
+
+import numpy as np
+import pretrain
+import pytest
+
+import helpers
+
+
+def normalised(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_no_validation_or_test_review_enters_pretraining_even_modulo_whitespace():
+    texts = pretrain.pretraining_texts()
+    reviews = helpers.load_reviews()
+    held_out = {normalised(t) for t in reviews.loc[reviews["split"] != "train", "text"]}
+    assert len(texts["reviews"]) == (reviews["split"] == "train").sum()
+    assert not held_out & {normalised(t) for t in texts["reviews"]}
+    assert not held_out & {normalised(p) for p in texts["news"]}
+    heldout_news = (helpers.DATA_DIR / "news_heldout.txt").read_text(encoding="utf-8").splitlines()
+    assert not {normalised(p) for p in heldout_news} & {normalised(p) for p in texts["news"]}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    args = pretrain.parse_args(["unused", "--minutes", "1", "--seq-len", "32", "--batch-size", "8"])
+    vocab = helpers.load_vocab(helpers.EMBEDDED_BERT_DIR)
+    tokenizer = helpers.load_tokenizer(helpers.EMBEDDED_BERT_DIR)
+    words = [[tokenizer.tokenize(w)[1:-1] for w in ("这家", "酒店", "的", "服务", "很", "好", "。")]]
+    corpus = {"reviews": [words, [[["差"], ["评"], ["！"]]]] * 4,
+              "news": [[[[c] for c in "今天北京下雪了。"], [[c] for c in "气温很低。"]]]}
+    return args, vocab, corpus
+
+
+def test_rows_are_packed_within_the_length_and_split_into_two_non_empty_segments(setup):
+    args, _, corpus = setup
+    rows = pretrain.epoch_rows(corpus, 0, args)
+    assert rows and all(a and b for a, b in rows)
+    assert all(sum(map(len, a + b)) <= args.seq_len - 3 for a, b in rows)
+    packed = sum(len(a) + len(b) for a, b in rows)
+    words = sum(len(s) for d in corpus["news"] + corpus["reviews"] * args.review_repeat for s in d)
+    assert packed == words  # nothing dropped: every word of an epoch is in some row
+    assert len(rows) < len(corpus["news"]) + len(corpus["reviews"]) * args.review_repeat  # short reviews share rows
+
+
+def test_masks_take_whole_words_about_15_percent_and_never_special_tokens(setup):
+    args, vocab, corpus = setup
+    pairs = pretrain.epoch_rows(corpus, 0, args)[: args.batch_size]
+    (tokens, segments, masked), (targets, nsp) = pretrain.make_batch(pairs, vocab, args, np.random.default_rng(0),
+                                                                   nsp=False)
+    special = np.isin(targets[..., 0], [vocab[t] for t in pretrain.SPECIAL])
+    assert not (masked.astype(bool) & special).any()
+    real = (~special).sum(axis=1)
+    assert (masked.sum(axis=1) >= np.round(0.15 * real)).all() and (masked.sum(axis=1) <= 0.15 * real + 2).all()
+    assert (tokens[masked == 0] == targets[..., 0][masked == 0]).all()  # only masked positions change
+    assert (nsp == 0).all()
+    # "酒店" is two tokens of one word: they are masked together or not at all
+    hotel = [vocab["酒"], vocab["店"]]
+    for row in range(len(pairs)):
+        ids = targets[row, :, 0].tolist()
+        for p in range(len(ids) - 1):
+            if ids[p:p + 2] == hotel:
+                assert masked[row, p] == masked[row, p + 1]
+
+
+def test_masks_change_with_the_step_but_are_repeatable(setup):
+    args, vocab, corpus = setup
+    cache = {}
+    first = pretrain.batch_for_step(0, corpus, vocab, args, cache)[0][2]
+    again = pretrain.batch_for_step(0, corpus, vocab, args, cache)[0][2]
+    later = pretrain.batch_for_step(1 + len(pretrain.epoch_rows(corpus, 0, args)) // args.batch_size,
+                                    corpus, vocab, args, cache)[0][2]
+    assert (first == again).all() and first.shape == later.shape and not (first == later).all()
+
+
+def test_next_sentence_labels_mark_exactly_the_swapped_second_segments(setup):
+    args, vocab, _ = setup
+    chars = [t for t in vocab if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
+    # every row has a different B, so a swapped B is never the row's own
+    pairs = [([[chars[2 * i]]], [[chars[2 * i + 1]], [chars[2 * i + 20]]]) for i in range(args.batch_size)]
+    (_, segments, _), (targets, nsp) = pretrain.make_batch(pairs, vocab, args, np.random.default_rng(3), nsp=True)
+    assert 0 < nsp.sum() < len(pairs)
+    for row, (_, b) in enumerate(pairs):
+        second = targets[row, :, 0][(segments[row] == 1) & (targets[row, :, 0] != 0)].tolist()[:-1]  # without [SEP]
+        own = [vocab.get(t, vocab["[UNK]"]) for w in b for t in w]
+        assert (second == own) == (nsp[row, 0] == 0), f"row {row}: label {nsp[row, 0]}"
+
+
+def test_the_learning_rate_warms_up_and_reaches_zero_exactly_at_the_budget():
+    args = pretrain.parse_args(["unused", "--minutes", "10", "--warmup", "0.1", "--peak-lr", "1e-3"])
+    assert pretrain.learning_rate(0, args) == 0
+    assert pretrain.learning_rate(60, args) == pytest.approx(1e-3)
+    assert pretrain.learning_rate(330, args) == pytest.approx(5e-4)
+    assert pretrain.learning_rate(600, args) == 0 and pretrain.learning_rate(700, args) == 0
