@@ -7,6 +7,8 @@
   them all a second time ("Cell N (rerun)" items), and each must again print its stored checked
   output. One execution per notebook serves both checks.
 - A test run must leave data/ and notebooks/ exactly as they were (size and modification time).
+- pytest-xdist hands out whole files (`--dist loadfile`); the slowest files go first, so that the two
+  workers finish together instead of one starting the longest notebook last.
 """
 
 import copy
@@ -19,6 +21,9 @@ import pytest  # noqa: E402
 import helpers  # noqa: E402  (first: it selects Keras 2 before any test imports TensorFlow)
 
 WATCHED = ("data", "notebooks")
+# measured with `pytest --durations=0` (quick profile): each of these takes minutes, the rest seconds
+SLOWEST_FIRST = ("notebooks/03_training.ipynb", "notebooks/04_attention.ipynb", "notebooks/05_pretraining.ipynb",
+                 "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py")
 
 
 def snapshot() -> dict:
@@ -42,6 +47,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.config.get_terminal_writer().line(
             "FAILED: the tests changed files in data/ or notebooks/: " + ", ".join(changed[:10]), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False  # keep the order below (xdist would sort by item count)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: files stay whole
 
 
 def pytest_collectstart(collector):
