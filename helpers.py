@@ -31,6 +31,7 @@ from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import scipy.stats  # noqa: E402
 
 
 class _NativeStderrSilenced:
@@ -678,6 +679,67 @@ def attention_maps(model: keras.Model, token_ids: np.ndarray, segment_ids: np.nd
             per_layer.append(weights / weights.sum(axis=-1, keepdims=True))
         maps.append(np.stack(per_layer, axis=1))
     return np.concatenate(maps).astype(np.float32)
+
+
+# --- is a difference real? intervals and a paired test -----------------------------------------
+def accuracy_interval(correct, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Accuracy and its Wilson score interval: (accuracy, low, high) for a 0/1 array with one entry
+    per test example (1 = right). Treats the examples as a sample from the population of reviews,
+    which is what a test-set interval is about. scipy computes it (`binomtest(...).proportion_ci`).
+    Used in 03, 05.
+    """
+    correct = _zero_one(correct, "correct")
+    k, n = int(correct.sum()), len(correct)
+    interval = scipy.stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return k / n, float(interval.low), float(interval.high)
+
+
+def seed_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean over seeds and its Student-t interval: (mean, low, high). With 3 seeds the t quantile is
+    4.30, so the interval is wide: it describes training noise (initialisation, data order, subset),
+    which a test-set interval does not see.
+    Used in 03.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"need one value per seed and at least 2 seeds, got shape {values.shape}")
+    mean, sem = float(values.mean()), float(scipy.stats.sem(values))
+    if sem == 0:
+        return mean, mean, mean
+    low, high = scipy.stats.t.interval(confidence, len(values) - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def paired_comparison(correct_a, correct_b, resamples: int = 10_000, seed: int = 0) -> dict:
+    """Compare two classifiers on the same test examples (0/1 arrays, 1 = right).
+
+    Returns the accuracy difference a - b with a 95% paired bootstrap interval (the same examples are
+    resampled for both models, so what they have in common cancels), the discordant counts (a right
+    and b wrong, and the reverse) and McNemar's exact p-value: if the models were equally good, each
+    discordant example would be a fair coin flip, so the p-value is a two-sided binomial test on them.
+    Used in 03, 05.
+    """
+    a, b = _zero_one(correct_a, "correct_a"), _zero_one(correct_b, "correct_b")
+    if a.shape != b.shape:
+        raise ValueError(f"both models must be scored on the same examples: {a.shape} vs {b.shape}")
+    difference = a - b
+    only_a, only_b = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    p_value = scipy.stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    if np.all(difference == difference[0]):  # no variation to resample: the interval is a point
+        low = high = float(difference[0])
+    else:
+        result = scipy.stats.bootstrap((difference,), np.mean, n_resamples=resamples, method="percentile",
+                                       rng=seed)
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return {"difference": float(difference.mean()), "ci95": [low, high],
+            "only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": float(p_value)}
+
+
+def _zero_one(values, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) == 0 or not np.isin(values, (0, 1)).all():
+        raise ValueError(f"{name} must be a non-empty 1-d array of 0/1 (or booleans), one per example")
+    return values.astype(float)
 
 
 # --- figures ------------------------------------------------------------------------------------
