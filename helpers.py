@@ -673,10 +673,9 @@ def attention_maps(model: keras.Model, token_ids: np.ndarray, segment_ids: np.nd
             b, s, h = x.shape
             q = (x @ wq + bq).reshape(b, s, heads, h // heads).transpose(0, 2, 1, 3)
             k = (x @ wk + bk).reshape(b, s, heads, h // heads).transpose(0, 2, 1, 3)
-            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(h // heads) - 10000.0 * padding
-            scores -= scores.max(axis=-1, keepdims=True)
-            weights = np.exp(scores)
-            per_layer.append(weights / weights.sum(axis=-1, keepdims=True))
+            # TensorFlow for the batched products: NumPy's matmul over stacked small matrices is slow
+            scores = tf.matmul(q, k, transpose_b=True) / np.sqrt(h // heads) - 10000.0 * padding
+            per_layer.append(tf.nn.softmax(scores, axis=-1).numpy())
         maps.append(np.stack(per_layer, axis=1))
     return np.concatenate(maps).astype(np.float32)
 
