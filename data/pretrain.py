@@ -18,7 +18,7 @@ The recipe (notebook 05 explains each part):
   decays linearly to zero exactly when the budget ends, whatever speed this machine runs at.
 
 The run keeps a resumable checkpoint (model, optimizer, step, seconds) and a log under RUN_DIR; run the
-same command again to continue. `touch RUN_DIR/PAUSE` pauses it without using up the budget (remove
+same command again to continue. `touch RUN_DIR/PAUSE` saves and pauses it without using up the budget (remove
 the file to go on). Nothing under data/ is written unless you ask with --export.
 """
 
@@ -371,10 +371,18 @@ def main(argv=None) -> dict:
     budget, cache, running = args.minutes * 60, {}, []
     monitor_sample = monitor[:: max(1, len(monitor) // 512)][:512]
     step, seconds = int(step_var), float(seconds_var)
+
+    def save():
+        step_var.assign(step)
+        seconds_var.assign(seconds)
+        saver.save(checkpoint_number=step)
+        log_path.write_text(json.dumps(log))
+
     last = time.perf_counter()
     while seconds < budget:
         if (run_dir / "PAUSE").exists():  # `touch RUN_DIR/PAUSE` lends the CPU to something else; the budget waits
-            print(f"paused at step {step}", flush=True)
+            save()  # so that a paused run can also be stopped without losing a step
+            print(f"paused at step {step} (saved)", flush=True)
             while (run_dir / "PAUSE").exists():
                 time.sleep(5)
             print(f"resumed at step {step}", flush=True)
@@ -402,10 +410,7 @@ def main(argv=None) -> dict:
                   f"val MLM acc {held['mlm_accuracy']:.3f}", flush=True)
             last = time.perf_counter()  # evaluation time does not count against the training budget
         if step % args.save_every == 0 or done:
-            step_var.assign(step)
-            seconds_var.assign(seconds)
-            saver.save(checkpoint_number=step)
-            log_path.write_text(json.dumps(log))
+            save()
             last = time.perf_counter()
 
     final = masked_accuracy(model, monitor, vocab, args.seq_len, args.seed + 3)
