@@ -20,9 +20,9 @@ def restore_float32(monkeypatch):
     helpers.keras.mixed_precision.set_global_policy("float32")
 
 
-def classifier(folder, head="max", seed=0):
+def classifier(folder, head="max", seed=0, trainable=None):
     helpers.seed_everything(seed)
-    return helpers.build_classifier(helpers.load_bert(seq_len=12, folder=folder), head)
+    return helpers.build_classifier(helpers.load_bert(seq_len=12, folder=folder, trainable=trainable), head)
 
 
 def test_keras_bert_fails_under_mixed_precision_without_the_fix(tiny_dir, restore_float32):
@@ -43,18 +43,21 @@ def test_the_fix_changes_nothing_in_float32(tiny_dir, restore_float32, head):
 @pytest.mark.parametrize("head", ["cls", "max"])
 def test_bfloat16_trains_with_finite_loss_and_agrees_with_float32(tiny_dir, restore_float32, head):
     x, y = inputs(n=16, masked=False), np.tile([0.0, 1.0], 8)
-    reference = classifier(tiny_dir, head)
+    reference = classifier(tiny_dir, head, trainable=True)
     helpers.use_mixed_precision("mixed_bfloat16")
-    model = classifier(tiny_dir, head)
+    model = classifier(tiny_dir, head, trainable=True)
     assert model.get_layer("Encoder-1-MultiHeadSelfAttention").compute_dtype == "bfloat16"
     assert model.output.dtype == "float32"
     model.set_weights(reference.get_weights())
     np.testing.assert_allclose(model.predict(x, verbose=0), reference.predict(x, verbose=0), atol=0.02)
-    model.compile(optimizer=helpers.keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
-    before = model.evaluate(x, y, verbose=0)  # inference mode: no dropout
-    losses = [model.train_on_batch(x, y) for _ in range(10)]
+    model.compile(optimizer=helpers.keras.optimizers.AdamW(3e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    losses = [model.train_on_batch(x, y)[0] for _ in range(30)]
     assert np.isfinite(losses).all()
-    assert model.evaluate(x, y, verbose=0) < before  # it learns the batch
+    # it memorises the batch. With the whole body training, 30 steps take the loss from about 0.7-1.9 to
+    # 0.006-0.1 (measured over 4 seeds x 2 heads, float32 and bfloat16); a frozen body with 10 steps, as this
+    # test once used, moved the loss by less than dropout's noise, and the test failed once in CI.
+    loss, accuracy = model.evaluate(x, y, verbose=0)  # inference mode: no dropout
+    assert accuracy == 1.0 and loss < 0.3
 
 
 def test_float16_builds_and_runs_a_training_step(tiny_dir, restore_float32):
