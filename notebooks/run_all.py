@@ -109,13 +109,39 @@ def results_block() -> str:
     r = json.loads(path.read_text())
     if r["profile"] != "full":
         raise SystemExit(f"{path.relative_to(ROOT)} is not from the full profile")
-    models = {"bert": "pretrained mini BERT", "scratch": "same BERT, random init", "bag_of_chars": "bag of characters"}
+    models = {"bert": "pretrained mini BERT", "tfidf_logreg": "TF-IDF logistic regression",
+              "bag_of_chars": "bag of characters", "scratch": "same BERT, random init"}
     curve = r["sample_efficiency"]
     sizes = sorted(curve, key=int)
-    lines = ["| test accuracy | " + " | ".join(models.values()) + " |", "| --- | ---: | ---: | ---: |"]
+
+    def cell(entry):
+        low, high = entry["ci95"]
+        return f"{entry['accuracy']:.3f} ± {(high - low) / 2:.3f}"
+
+    lines = ["| test accuracy | " + " | ".join(models.values()) + " |", "| --- |" + " ---: |" * len(models)]
     for n in sizes:
         label = f"all {int(n):,} train reviews" if n == sizes[-1] else f"{int(n):,} labelled reviews"
-        lines.append(f"| {label} | " + " | ".join(f"{curve[n][m]:.3f}" for m in models) + " |")
+        lines.append(f"| {label} | " + " | ".join(cell(curve[n][m]) for m in models) + " |")
+    verdicts = "; ".join(f"{models[m]}: {v}" for m, v in r["verdicts"].items())
+    wilson, agree = [], []  # the exceptions to "across seeds", named from the results themselves
+    for n in sizes:
+        for m in models:
+            amount = "all reviews" if n == sizes[-1] else f"{int(n):,} labelled reviews"
+            e, where = curve[n][m], f"the {models[m]} on {amount}"
+            if e["ci95_method"] != "seeds":
+                wilson.append(f"{where} ({len(e['seeds'])} seed{'s' * (len(e['seeds']) > 1)})")
+            elif len(set(e["seeds"])) == 1:
+                agree.append(where)
+    methods = f"Mean over {len(r['seeds'])} seeds ± half the width of a 95% interval across seeds (Student t)"
+    if wilson:
+        methods += f"; over test reviews (Wilson) for {' and '.join(wilson)}"
+    if agree:
+        methods += (f"; {' and '.join(agree)} gave the same accuracy with every seed (a deterministic fit), so the "
+                    f"interval over seeds is zero")
+    lines += ["", f"{methods}. "
+              f"Paired tests on the same test reviews (McNemar and a paired bootstrap, every seed), pretrained "
+              f"mini BERT against {verdicts}. Peak learning rate {r['learning_rate']:g}, chosen on validation "
+              f"reviews from {', '.join(r['learning_rate_sweep'])}."]
     speed, base = r["throughput_samples_per_s"], r["bert_base_cpu"]
     lines += ["", f"Fine-tuning speed on the 2-core CPU, in training samples per second: float32 "
               f"{speed['float32']:.0f}, XLA {speed['xla']:.0f}, `mixed_bfloat16` {speed['mixed_bfloat16']:.0f}; "
@@ -124,7 +150,7 @@ def results_block() -> str:
               f"{base['samples_per_s']:.1f} samples per second on the same CPU: about "
               f"{base['epoch_seconds'] / 3600:.1f} hours per epoch. Notebook 03 took "
               f"{r['wall_seconds'] / 60:.0f} minutes up to its results file (the exercises add the rest of "
-              f"the table's time). Test F1 of the fine-tuned model: {r['test']['bert']['f1']:.3f}."]
+              f"the table's time). Mean test F1 of the fine-tuned model: {r['test']['bert']['f1']:.3f}."]
     return "\n".join(lines)
 
 

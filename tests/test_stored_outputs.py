@@ -16,11 +16,9 @@ NOISE = {
     "a warning": re.compile(r"\w+Warning: "),
     "a terminal progress bar": re.compile(r"\r|█|\d+it/s\]|\?it/s\]"),
 }
-# The stored outputs of notebooks 03 and 05 predate the fixes at the source (helpers filters the initializer
-# warning, quiets TensorFlow's logging and draws no progress bar when the output is not a terminal); their next
-# full runs (03: over an hour; 05: pretrains for over an hour) refresh them, and then these marks must go:
-# the xfail is strict, so a clean notebook still marked stale fails the suite.
-STALE = {"03_training.ipynb", "05_pretraining.ipynb"}
+# Notebook 05's stored outputs predate the fixes at the source (helpers filters the initializer warning and
+# quiets TensorFlow's logging); they are refreshed by its next full run, which pretrains for over an hour.
+STALE = {"05_pretraining.ipynb"}
 
 
 def stored_text(output: dict) -> str:

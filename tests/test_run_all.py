@@ -1,0 +1,65 @@
+"""notebooks/run_all.py turns notebook 03's results file into the README's results block."""
+
+import json
+import sys
+import uuid
+
+import pytest
+
+import helpers
+
+sys.path.insert(0, str(helpers.ROOT / "notebooks"))
+import run_all  # noqa: E402
+
+
+def entry(seeds, ci95, method="seeds"):
+    return {"accuracy": sum(seeds) / len(seeds), "seeds": seeds, "ci95": ci95, "ci95_method": method}
+
+
+def results(profile="full"):
+    row = {"bert": entry([0.80, 0.82, 0.84], [0.77, 0.87]),
+           "tfidf_logreg": entry([0.86] * 3, [0.86, 0.86]),
+           "bag_of_chars": entry([0.83, 0.84, 0.85], [0.81, 0.87]),
+           "scratch": entry([0.79], [0.77, 0.81], "test reviews")}
+    return {"profile": profile, "seeds": [1, 2, 3], "learning_rate": 1e-4,
+            "learning_rate_sweep": {"3e-05": 0.8, "0.0001": 0.82, "0.0003": 0.81},
+            "verdicts": {"tfidf_logreg": "worse", "bag_of_chars": "indistinguishable here", "scratch": "better"},
+            "test": {"bert": {**row["bert"], "f1": 0.825}}, "sample_efficiency": {"250": row, "13889": row},
+            "throughput_samples_per_s": {"float32": 50.0, "xla": 60.0, "mixed_bfloat16": 55.0},
+            "epoch_seconds": 300.0, "bert_base_cpu": {"parameters": 101_382_913, "samples_per_s": 3.0,
+                                                       "epoch_seconds": 4600.0}, "wall_seconds": 3600.0}
+
+
+@pytest.fixture()
+def results_file(monkeypatch):
+    """A results file inside the repository (run_all names it relative to the root), in git-ignored outputs/."""
+    path = helpers.ROOT / "outputs" / "tests" / f"03_training-{uuid.uuid4().hex}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(helpers, "results_path", lambda quick=False: path)
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def test_results_block_shows_mean_and_half_width_for_every_model(results_file):
+    results_file.write_text(json.dumps(results()))
+    block = run_all.results_block()
+    assert "| 250 labelled reviews | 0.820 ± 0.050 | 0.860 ± 0.000 | 0.840 ± 0.030 | 0.790 ± 0.020 |" in block
+    assert block.splitlines()[3].startswith("| all 13,889 train reviews |")
+    assert "TF-IDF logistic regression: worse" in block
+    assert "chosen on validation reviews from 3e-05, 0.0001, 0.0003" in block
+    assert "Mean test F1 of the fine-tuned model: 0.825" in block
+
+
+def test_results_block_names_each_interval_that_is_not_across_seeds(results_file):
+    results_file.write_text(json.dumps(results()))
+    block = run_all.results_block()
+    assert "over test reviews (Wilson) for the same BERT, random init on 250 labelled reviews (1 seed) and " \
+           "the same BERT, random init on all reviews (1 seed)" in block
+    assert "the TF-IDF logistic regression on 250 labelled reviews and the TF-IDF logistic regression on all " \
+           "reviews gave the same accuracy with every seed" in block
+
+
+def test_results_block_refuses_the_quick_profile(results_file):
+    results_file.write_text(json.dumps(results("quick")))
+    with pytest.raises(SystemExit, match="not from the full profile"):
+        run_all.results_block()
