@@ -23,7 +23,7 @@ import helpers  # noqa: E402  (first: it selects Keras 2 before any test imports
 WATCHED = ("data", "notebooks")
 # measured with `pytest --durations=0` (quick profile): each of these takes minutes, the rest seconds
 SLOWEST_FIRST = ("notebooks/03_training.ipynb", "notebooks/04_attention.ipynb", "notebooks/05_pretraining.ipynb",
-                 "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py")
+                 "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py", "tests/test_lab.py")
 
 
 def snapshot() -> dict:
