@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test lint run-all fonts
+.PHONY: setup lab test lint run-all fonts wheelhouse install-offline offline-check
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 setup: $(VENV)/.installed $(LAB_SETTINGS) fonts
 
@@ -34,3 +34,27 @@ lint: setup
 
 run-all: setup
 	$(BIN)/python notebooks/run_all.py
+
+# The offline room kit (workshops without internet): every package the requirements need, as wheels in one
+# folder to copy to a USB stick. `pip wheel` also builds wheels for the packages published only as source
+# (keras-bert and its keras-* dependencies, jieba, snownlp); those are pure Python and serve every platform.
+# Other platforms: add their binary wheels with `pip download -r requirements.txt --only-binary=:all:
+# --platform macosx_11_0_arm64 (or win_amd64) --python-version 3.11 -d $(WHEELHOUSE)` on a connected machine.
+WHEELHOUSE ?= outputs/wheelhouse
+wheelhouse: setup
+	$(BIN)/pip wheel --quiet -r requirements.txt -w $(WHEELHOUSE)
+	@du -sh $(WHEELHOUSE); ls $(WHEELHOUSE) | wc -l
+
+# On a participant's machine, with no network: the same environment as `make setup`, from the kit.
+install-offline:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --no-index --find-links $(WHEELHOUSE) -r requirements.txt
+	touch $(VENV)/.installed
+
+# The kit works: a fresh venv installs from it with --no-index, imports helpers and loads the embedded model.
+offline-check:
+	rm -rf outputs/offline-venv
+	$(PYTHON) -m venv outputs/offline-venv
+	start=$$(date +%s); outputs/offline-venv/bin/pip install --quiet --no-index --find-links $(WHEELHOUSE) \
+	  -r requirements.txt && echo "offline install: $$(( $$(date +%s) - start )) s"
+	outputs/offline-venv/bin/python -c "import helpers; helpers.load_bert(seq_len=16); print('offline install OK')"
