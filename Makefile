@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test lint run-all fonts wheelhouse install-offline offline-check
+.PHONY: setup lab test lint run-all fonts wheelhouse install-offline offline-check gpu-check
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 setup: $(VENV)/.installed $(LAB_SETTINGS) fonts
 
@@ -34,6 +34,10 @@ lint: setup
 
 run-all: setup
 	$(BIN)/python notebooks/run_all.py
+
+# On a GPU machine: the GPU, its CUDA/cuDNN and measured training speed and memory (README, GPU notes)
+gpu-check: setup
+	$(BIN)/python notebooks/gpu_check.py
 
 # The offline room kit (workshops without internet): every package the requirements need, as wheels in one
 # folder to copy to a USB stick. `pip wheel` also builds wheels for the packages published only as source
