@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from jupyterlab.commands import get_app_dir
 
 import helpers
 
@@ -32,8 +33,8 @@ SCREENSHOTS = helpers.OUTPUTS_DIR / "screenshots"
 README_FIGURE = helpers.ROOT / "notebooks" / "figures" / "lab_explorer.png"
 NOTEBOOKS = sorted((helpers.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # The project's JupyterLab settings, written into the environment by `make setup` (Makefile): no news prompt,
-# no update check. The test reads them from there, so it checks what `make lab` uses.
-SETTINGS = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+# no update check. The test asks JupyterLab where it reads them, so it checks what `make lab` uses.
+SETTINGS = Path(get_app_dir()) / "settings" / "overrides.json"
 DISTRACTIONS = ("official Jupyter news", "Error displaying widget", "Kernel Restarting", "Select Kernel")
 
 
