@@ -1,6 +1,6 @@
 """pytest set-up shared by the unit tests and nbval (the notebooks).
 
-- The tests run every notebook in the quick profile unless TUTORIAL_QUICK is already set.
+- The tests run every notebook in the quick profile unless TUTORIAL_QUICK or TUTORIAL_PROFILE is set.
 - helpers is imported before any test module, so that TensorFlow loads with Keras 2.
 - nbval compares stored outputs, but not stderr (TensorFlow's log lines and progress bars vary).
 - Workshop attendees rerun cells: after nbval has run a notebook's code cells, the same kernel runs
@@ -14,7 +14,8 @@
 import copy
 import os
 
-os.environ.setdefault("TUTORIAL_QUICK", "1")
+if "TUTORIAL_PROFILE" not in os.environ:
+    os.environ.setdefault("TUTORIAL_QUICK", "1")
 
 import pytest  # noqa: E402
 
@@ -22,8 +23,9 @@ import helpers  # noqa: E402  (first: it selects Keras 2 before any test imports
 
 WATCHED = ("data", "notebooks")
 # measured with `pytest --durations=0` (quick profile): each of these takes minutes, the rest seconds
-SLOWEST_FIRST = ("notebooks/03_training.ipynb", "notebooks/04_attention.ipynb", "notebooks/05_pretraining.ipynb",
-                 "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py", "tests/test_lab.py")
+SLOWEST_FIRST = ("notebooks/03_training.ipynb", "tests/test_gpu_path.py", "notebooks/04_attention.ipynb",
+                 "notebooks/05_pretraining.ipynb", "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py",
+                 "tests/test_lab.py")
 
 
 def snapshot() -> dict:

@@ -83,35 +83,52 @@ warnings.filterwarnings("ignore", category=UserWarning,
 # --- paths and profile ------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / "data"
-OUTPUTS_DIR = ROOT / "outputs"
+OUTPUTS_DIR = Path(os.environ.get("TUTORIAL_OUTPUTS") or ROOT / "outputs")  # what runs write (git-ignored)
 EMBEDDED_BERT_DIR = DATA_DIR / "mini-bert-zh"
 GOOGLE_CHINESE_CONFIG = DATA_DIR / "chinese_L-12_H-768_A-12" / "bert_config.json"
 
 
-def quick_profile() -> bool:
-    """Read TUTORIAL_QUICK: True for "1" (the tests' quick profile), False for "0" or unset.
-    Read once at import into QUICK, which 03-05 use."""
-    value = os.environ.get("TUTORIAL_QUICK", "0").strip()
-    if value not in ("", "0", "1"):
-        raise ValueError(f"TUTORIAL_QUICK={value!r}; use 1 for the quick test profile or 0 (default) for the full one")
-    return value == "1"
+PROFILES = ("full", "workshop", "quick")
 
 
-QUICK = quick_profile()
-"""True in the quick profile (TUTORIAL_QUICK=1): the tests' small, fast version of every notebook."""
+def run_profile() -> str:
+    """Which version of the notebooks to run, from the environment: TUTORIAL_PROFILE=full (the default:
+    the runs the stored outputs come from), workshop (every notebook in about 10 minutes on a laptop CPU,
+    for teaching) or quick (the tests' small version); TUTORIAL_QUICK=1 still means quick.
+    Read once at import into PROFILE and QUICK, which 02-05 use."""
+    quick = os.environ.get("TUTORIAL_QUICK", "0").strip()
+    if quick not in ("", "0", "1"):
+        raise ValueError(f"TUTORIAL_QUICK={quick!r}; use 1 for the quick test profile or 0 (default) for the full one")
+    name = os.environ.get("TUTORIAL_PROFILE", "").strip().lower() or ("quick" if quick == "1" else "full")
+    if name not in PROFILES:
+        raise ValueError(f"TUTORIAL_PROFILE={name!r}; use one of {', '.join(PROFILES)}")
+    if quick == "1" and name != "quick":
+        raise ValueError(f"TUTORIAL_QUICK=1 and TUTORIAL_PROFILE={name} disagree: unset one of them")
+    return name
 
 
-# what notebook 03 writes and notebook 04 and notebooks/run_all.py read (quick-profile runs write beside it)
+PROFILE = run_profile()
+"""The run profile: "full", "workshop" or "quick" (see run_profile)."""
+QUICK = PROFILE == "quick"
+"""True in the quick profile: the tests' small, fast version of every notebook."""
+
+
+# what notebook 03 writes and notebook 04 and notebooks/run_all.py read (other profiles' runs write beside it)
+def _profile_suffix(quick: bool | None) -> str:
+    profile = PROFILE if quick is None else "quick" if quick else "full"
+    return "" if profile == "full" else f"-{profile}"
+
+
 def classifier_path(quick: bool | None = None) -> Path:
-    """Where notebook 03 saves its fine-tuned classifier. Used in 03, 04."""
-    quick = QUICK if quick is None else quick
-    return OUTPUTS_DIR / ("03_training-quick" if quick else "03_training") / "classifier.keras"
+    """Where notebook 03 saves its fine-tuned classifier: the current profile's by default, the quick
+    (True) or full (False) profile's on request. Used in 03, 04."""
+    return OUTPUTS_DIR / f"03_training{_profile_suffix(quick)}" / "classifier.keras"
 
 
 def results_path(quick: bool | None = None) -> Path:
-    """Where notebook 03 writes its results (JSON). Used in 03 and notebooks/run_all.py."""
-    quick = QUICK if quick is None else quick
-    return OUTPUTS_DIR / "metrics" / ("03_training-quick.json" if quick else "03_training.json")
+    """Where notebook 03 writes its results (JSON), by profile as classifier_path. Used in 03 and
+    notebooks/run_all.py."""
+    return OUTPUTS_DIR / "metrics" / f"03_training{_profile_suffix(quick)}.json"
 
 
 def output_dir(*parts: str) -> Path:
@@ -412,6 +429,33 @@ def export_checkpoint(model: keras.Model, config: dict, folder: str | os.PathLik
     return folder
 
 
+def tiny_checkpoint(folder: str | os.PathLike | None = None) -> Path:
+    """A one-layer, 64-wide BERT with random weights and the embedded checkpoint's vocabulary, in
+    Google's format, made once (in under a second) under outputs/. The quick profile fine-tunes it
+    instead of the embedded model: the code paths are the same, and each new model costs a few
+    seconds to build and trace instead of about twenty. Used in 03.
+    """
+    folder = Path(folder) if folder is not None else OUTPUTS_DIR / "tiny-bert-zh"
+    if not (folder / "bert_model.ckpt.index").exists():
+        vocab = load_vocab(EMBEDDED_BERT_DIR)
+        config = {**load_config(EMBEDDED_BERT_DIR), "hidden_size": 64, "num_hidden_layers": 1,
+                  "num_attention_heads": 2, "intermediate_size": 128}
+        model = keras_bert.get_model(token_num=len(vocab), pos_num=config["max_position_embeddings"], seq_len=None,
+                                     embed_dim=64, transformer_num=1, head_num=2, feed_forward_dim=128, training=True)
+        reinitialize_attention(model, seed=0)
+        export_checkpoint(model, config, folder, vocab=list(vocab))
+    return folder
+
+
+def setting(name: str, default: str, choices: Sequence[str]) -> str:
+    """The environment variable `name` (default when unset), which must be one of `choices`: how the
+    tests and run_all.py choose a notebook's device settings without editing it. Used in 03."""
+    value = os.environ.get(name, "").strip() or default
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}; use one of {', '.join(choices)}")
+    return value
+
+
 def check_checkpoint(folder: str | os.PathLike | None = None, training: bool = False) -> dict:
     """Check that config, vocabulary and checkpoint of a folder agree; return the config.
 
@@ -620,18 +664,44 @@ def _max_pool_call(self, inputs, mask=None):
     return tf.reduce_max(inputs, axis=-2)
 
 
-def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:
-    """Set Keras's global dtype policy ("mixed_bfloat16", "mixed_float16" or "float32") and make
-    keras-bert's layers work under it by patching the two that hard-code float32
-    (ScaledDotProductAttention and MaskedGlobalMaxPool1D). Call it before building a model.
-    Used in 03.
-    """
+def _follow_input_dtypes() -> None:
+    """Make the two keras-bert layers that hard-code float32 (ScaledDotProductAttention and
+    MaskedGlobalMaxPool1D) follow their inputs' dtype, and stop Keras from casting the attention's
+    inputs to the global policy. Done once, when helpers is imported, so that a
+    model saved under a mixed policy loads and runs in any process (notebook 04 loading 03's classifier
+    from a GPU run, predict_sentiment); float32 results are unchanged."""
     from keras_self_attention import ScaledDotProductAttention
 
+    for layer, call in ((ScaledDotProductAttention, _attention_call),
+                        (keras_bert.layers.MaskedGlobalMaxPool1D, _max_pool_call)):
+        _UNPATCHED.setdefault(layer, layer.call)  # the libraries' own call, kept for the tests
+        layer.call = call
+    # MultiHeadAttention creates its ScaledDotProductAttention inside call(), under the *global* policy,
+    # which is float32 in a process that loads a mixed model; Keras would then cast the float16 inputs
+    # to float32 and the output would not match Wo. Without autocast the inner layer keeps its inputs'
+    # dtype (the parent's), and float32 inputs stay float32.
+    init = _UNPATCHED.setdefault((ScaledDotProductAttention, "__init__"), ScaledDotProductAttention.__init__)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("autocast", False)
+        init(self, *args, **kwargs)
+
+    ScaledDotProductAttention.__init__ = __init__
+
+
+_UNPATCHED: dict = {}
+_follow_input_dtypes()
+
+
+def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:
+    """Set Keras's global dtype policy ("mixed_bfloat16", "mixed_float16" or "float32"); keras-bert's
+    layers work under it because helpers made them follow their inputs' dtype at import
+    (_follow_input_dtypes). Call it before building a model.
+    Used in 03.
+    """
     if policy not in ("mixed_bfloat16", "mixed_float16", "float32"):
         raise ValueError(f"policy={policy!r}; use 'mixed_bfloat16', 'mixed_float16' or 'float32'")
-    ScaledDotProductAttention.call = _attention_call
-    keras_bert.layers.MaskedGlobalMaxPool1D.call = _max_pool_call
+    _follow_input_dtypes()
     keras.mixed_precision.set_global_policy(policy)
 
 

@@ -2,6 +2,7 @@
 
     python notebooks/run_all.py                 # full profile, every notebook
     python notebooks/run_all.py --quick         # the tests' quick profile (TUTORIAL_QUICK=1)
+    python notebooks/run_all.py --profile workshop  # the workshop profile (TUTORIAL_PROFILE=workshop)
     python notebooks/run_all.py 01 03           # only notebooks whose names start with these
     python notebooks/run_all.py --readme        # regenerate README.md's table and figure from the results
 
@@ -35,6 +36,7 @@ TABLE_START, TABLE_END = "<!-- notebook-table:start -->", "<!-- notebook-table:e
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 FIGURES = NOTEBOOKS / "figures"  # the README's figure, copied from the committed notebooks' stored output
 METRICS = ROOT / "outputs" / "metrics"  # run_all-<profile>.json, and notebook 03's results file
+PROFILES = ("full", "workshop", "quick")  # as helpers.PROFILES (this script runs without importing helpers)
 PEAK_MEMORY_PROBE = ("import resource, sys\n"
                      "_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
                      "print(_peak * (1 if sys.platform == 'darwin' else 1024))")  # bytes
@@ -47,7 +49,16 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    except Exception:  # keep what ran: a failure after hours of training should not lose the outputs
+        nb.cells.pop()
+        partial = ROOT / "outputs" / "executed" / f"{path.stem}.failed.ipynb"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, partial)
+        print(f"{path.name}: the cells that ran, with their outputs, are in {partial.relative_to(ROOT)}",
+              file=sys.stderr)
+        raise
     seconds = time.perf_counter() - start
     probe = nb.cells.pop()
     peak = int(probe.outputs[0]["text"].strip())
@@ -59,23 +70,23 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int
 def readme_table() -> str:
     """The README's notebook table, from the two results files (a dash where a profile has not run)."""
     runs = {}
-    for profile in ("full", "quick"):
+    for profile in PROFILES:
         path = METRICS / f"run_all-{profile}.json"
         runs[profile] = json.loads(path.read_text())["notebooks"] if path.exists() else {}
-    lines = ["| notebook | topic | minutes, full | minutes, quick | peak memory (GB) |",
-             "| --- | --- | ---: | ---: | ---: |"]
+    lines = ["| notebook | topic | minutes, full | minutes, workshop | minutes, quick | peak memory (GB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         title = next(c.source for c in nb.cells if c.cell_type == "markdown").splitlines()[0].lstrip("# ")
         number, topic = title.split(" · ", 1) if " · " in title else (path.name[:2], title)
-        full, quick = runs["full"].get(path.name), runs["quick"].get(path.name)
-        minutes = [f"{run['seconds'] / 60:.1f}" if run else "–" for run in (full, quick)]
+        full = runs["full"].get(path.name)
+        minutes = [f"{run['seconds'] / 60:.1f}" if run else "–" for run in (runs[p].get(path.name) for p in PROFILES)]
         record = ROOT / "data" / "mini-bert-zh" / "pretraining_run.json"
         if path.name.startswith("05") and full and record.exists():  # its full run resumes a finished run
             pretraining = json.loads(record.read_text())["training_seconds"] / 60
             minutes[0] += f" + {pretraining:.0f} of pretraining[^pretraining]"
         memory = f"{full['peak_memory_bytes'] / 1e9:.1f}" if full else "–"
-        lines.append(f"| [{number}](notebooks/{path.name}) | {topic} | {minutes[0]} | {minutes[1]} | {memory} |")
+        lines.append(f"| [{number}](notebooks/{path.name}) | {topic} | {' | '.join(minutes)} | {memory} |")
     return "\n".join(lines)
 
 
@@ -175,7 +186,10 @@ def update_readme() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
-    parser.add_argument("--quick", action="store_true", help="quick profile (TUTORIAL_QUICK=1)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--profile", choices=PROFILES, default="full",
+                        help="full (default), workshop (about 10 minutes per notebook) or quick (the tests')")
+    chosen.add_argument("--quick", action="store_true", help="the same as --profile quick (TUTORIAL_QUICK=1)")
     parser.add_argument("--inplace", action="store_true", help="overwrite the committed notebooks with the run")
     parser.add_argument("--timeout", type=int, default=-1, help="seconds per cell (default: no limit)")
     parser.add_argument("--readme", action="store_true",
@@ -187,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         update_readme()
         return 0
 
-    os.environ["TUTORIAL_QUICK"] = "1" if args.quick else "0"
-    profile = "quick" if args.quick else "full"
+    profile = "quick" if args.quick else args.profile
+    os.environ["TUTORIAL_QUICK"] = "1" if profile == "quick" else "0"
+    os.environ["TUTORIAL_PROFILE"] = profile
     paths = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
                    if not args.prefixes or any(p.name.startswith(x) for x in args.prefixes))
     if not paths:

@@ -1,6 +1,7 @@
 """Unit tests for helpers.py: environment, profile, fonts, data loading, checkpoint location, encoding."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -45,16 +46,35 @@ def test_importing_helpers_after_tensorflow_with_legacy_keras_already_set_works(
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("0", False), ("", False), (" 1 ", True)])
-def test_quick_profile_reads_the_environment(monkeypatch, value, expected):
-    monkeypatch.setenv("TUTORIAL_QUICK", value)
-    assert helpers.quick_profile() is expected
+@pytest.mark.parametrize("quick, profile, expected", [
+    ("1", "", "quick"), ("0", "", "full"), ("", "", "full"), (" 1 ", "", "quick"),
+    ("", "workshop", "workshop"), ("0", "Workshop", "workshop"), ("", "full", "full"), ("1", "quick", "quick"),
+])
+def test_run_profile_reads_the_environment(monkeypatch, quick, profile, expected):
+    monkeypatch.setenv("TUTORIAL_QUICK", quick)
+    monkeypatch.setenv("TUTORIAL_PROFILE", profile)
+    assert helpers.run_profile() == expected
 
 
-def test_quick_profile_rejects_unknown_values(monkeypatch):
-    monkeypatch.setenv("TUTORIAL_QUICK", "yes")
-    with pytest.raises(ValueError, match="TUTORIAL_QUICK='yes'"):
-        helpers.quick_profile()
+@pytest.mark.parametrize("quick, profile, message", [
+    ("yes", "", "TUTORIAL_QUICK='yes'"),
+    ("", "fast", "TUTORIAL_PROFILE='fast'; use one of full, workshop, quick"),
+    ("1", "workshop", "TUTORIAL_QUICK=1 and TUTORIAL_PROFILE=workshop disagree"),
+])
+def test_run_profile_rejects_unknown_or_conflicting_values(monkeypatch, quick, profile, message):
+    monkeypatch.setenv("TUTORIAL_QUICK", quick)
+    monkeypatch.setenv("TUTORIAL_PROFILE", profile)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        helpers.run_profile()
+
+
+def test_each_profile_keeps_its_own_notebook_03_files(monkeypatch):
+    full, quick = helpers.classifier_path(quick=False), helpers.classifier_path(quick=True)
+    assert full.parent.name == "03_training" and quick.parent.name == "03_training-quick"
+    monkeypatch.setattr(helpers, "PROFILE", "workshop")
+    assert helpers.classifier_path().parent.name == "03_training-workshop"
+    assert helpers.results_path().name == "03_training-workshop.json"
+    assert helpers.results_path(quick=False).name == "03_training.json"
 
 
 def test_paths_do_not_depend_on_the_working_directory():

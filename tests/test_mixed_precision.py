@@ -8,14 +8,21 @@ from tiny import inputs
 
 import helpers
 
-ORIGINAL_ATTENTION = ScaledDotProductAttention.call
-ORIGINAL_MAX_POOL = keras_bert.layers.MaskedGlobalMaxPool1D.call
+ORIGINAL_ATTENTION = helpers._UNPATCHED[ScaledDotProductAttention]  # helpers patches both at import
+ORIGINAL_MAX_POOL = helpers._UNPATCHED[keras_bert.layers.MaskedGlobalMaxPool1D]
+ORIGINAL_ATTENTION_INIT = helpers._UNPATCHED[ScaledDotProductAttention, "__init__"]
+
+
+def test_importing_helpers_makes_keras_bert_follow_the_input_dtype():
+    assert ScaledDotProductAttention.call is helpers._attention_call
+    assert keras_bert.layers.MaskedGlobalMaxPool1D.call is helpers._max_pool_call
 
 
 @pytest.fixture()
 def restore_float32(monkeypatch):
     monkeypatch.setattr(ScaledDotProductAttention, "call", ORIGINAL_ATTENTION)
     monkeypatch.setattr(keras_bert.layers.MaskedGlobalMaxPool1D, "call", ORIGINAL_MAX_POOL)
+    monkeypatch.setattr(ScaledDotProductAttention, "__init__", ORIGINAL_ATTENTION_INIT)
     yield
     helpers.keras.mixed_precision.set_global_policy("float32")
 
@@ -67,6 +74,21 @@ def test_float16_builds_and_runs_a_training_step(tiny_dir, restore_float32):
     assert isinstance(model.optimizer, helpers.keras.mixed_precision.LossScaleOptimizer)
     loss = model.train_on_batch(inputs(n=4, masked=False), np.array([0.0, 1.0, 0.0, 1.0]))
     assert np.isfinite(loss)
+
+
+def test_a_mixed_float16_classifier_loads_and_predicts_under_the_float32_policy(tiny_dir, tmp_path):
+    # a process that loads a GPU run's classifier (notebook 04, predict_sentiment) has the float32 policy;
+    # MultiHeadAttention then builds its inner attention layer under float32 while its own compute is float16
+    helpers.use_mixed_precision("mixed_float16")
+    try:
+        model = classifier(tiny_dir, "cls")
+        model.save(tmp_path / "classifier.keras")
+        expected = model.predict(inputs(masked=False), verbose=0)
+    finally:
+        helpers.use_mixed_precision("float32")
+    loaded = helpers.keras.models.load_model(tmp_path / "classifier.keras", custom_objects=helpers.custom_objects())
+    assert loaded.get_layer("Encoder-1-MultiHeadSelfAttention").compute_dtype == "float16"
+    np.testing.assert_array_equal(loaded.predict(inputs(masked=False), verbose=0), expected)
 
 
 def test_use_mixed_precision_rejects_unknown_policies():

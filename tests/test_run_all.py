@@ -1,4 +1,5 @@
-"""notebooks/run_all.py turns notebook 03's results file into the README's results block."""
+"""notebooks/run_all.py turns notebook 03's results file into the README's results block, and keeps what
+a failing notebook ran."""
 
 import json
 import sys
@@ -63,3 +64,21 @@ def test_results_block_refuses_the_quick_profile(results_file):
     results_file.write_text(json.dumps(results("quick")))
     with pytest.raises(SystemExit, match="not from the full profile"):
         run_all.results_block()
+
+
+def test_a_failing_notebook_keeps_the_outputs_of_the_cells_that_ran(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('trained for hours')"),
+                                               nbformat.v4.new_code_cell("assert False, 'a claim failed'")])
+    path = tmp_path / f"99_failing-{uuid.uuid4().hex}.ipynb"
+    nbformat.write(notebook, path)
+    partial = helpers.ROOT / "outputs" / "executed" / f"{path.stem}.failed.ipynb"
+    try:
+        with pytest.raises(Exception, match="a claim failed"):
+            run_all.execute(path, timeout=120)
+        kept = nbformat.read(partial, as_version=4)
+        assert [cell.source for cell in kept.cells] == [cell.source for cell in notebook.cells]
+        assert kept.cells[0].outputs[0]["text"] == "trained for hours\n"
+        assert kept.cells[1].outputs[0]["output_type"] == "error"
+    finally:
+        partial.unlink(missing_ok=True)
