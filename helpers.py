@@ -24,8 +24,8 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tensorflow.keras -> tf-keras (Keras 2
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ info messages
 # TensorFlow's pooling (BFC) allocator for CPU memory: by default each training step mallocs and frees
 # hundreds of MB, and where freed pages go back to the system (virtual machines with free page reporting,
-# like the one the stored outputs ran on) the next step faults them in again: 80,000 page faults per
-# fine-tuning step of the mini model, and 10-25% of its speed (notebook 03, section 7). Same numbers.
+# like the one the stored outputs ran on) the next step faults every page in again, which slows training.
+# The pool keeps and reuses the buffers; results are identical (tests/test_helpers.py counts the faults).
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import json  # noqa: E402
