@@ -193,7 +193,9 @@ def test_the_attention_explorer_is_alive(lab, driver):
     sliders = box.find_elements(By.CSS_SELECTOR, ".widget-slider")
     assert len(sliders) == 2, "expected the layer and head sliders"
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", box)
-    before = box.find_element(By.CSS_SELECTOR, "img").get_attribute("src")
+    figure_src = ("const img = document.querySelector('.widget-interact img');"
+                  "return img ? img.getAttribute('src') : null;")
+    before = driver.execute_script(figure_src)
     shot(driver, "04_attention-explorer")
     if os.environ.get("LAB_README_SCREENSHOT") == "1":
         box.screenshot(str(README_FIGURE))
@@ -203,9 +205,10 @@ def test_the_attention_explorer_is_alive(lab, driver):
     head.find_element(By.CSS_SELECTOR, ".noUi-handle").send_keys(Keys.ARROW_RIGHT)
     wait_until(lambda: readout.text != value, 10, "the head slider to move")
 
-    def redrawn():
-        images = box.find_elements(By.CSS_SELECTOR, "img")
-        return images and images[0].get_attribute("src") != before
+    def redrawn():  # read in one script: the output area swaps its <img> while it redraws, which would
+        # leave a stale element between a find and a get_attribute
+        src = driver.execute_script(figure_src)
+        return src is not None and src != before
 
     wait_until(redrawn, 60, "the figure to be redrawn for the new head")
     shot(driver, "04_attention-explorer-moved")
