@@ -166,13 +166,16 @@ def test_google_layout_checkpoint_loads_and_its_attention_can_be_read(google_bas
     assert [o.shape[-1] for o in pretraining.outputs] == [21128, 2]
 
 
-def test_notebook_02_runs_unchanged_on_the_google_layout_checkpoint(google_base_dir, monkeypatch):
-    """The same notebook, with BERT_DIR pointing at another checkpoint: every assert in it must hold."""
+def test_notebook_02_runs_unchanged_on_the_google_layout_checkpoint(google_base_dir, monkeypatch, tmp_path):
+    """The same notebook, with BERT_DIR pointing at another checkpoint: every assert in it must hold. It writes
+    to its own outputs folder: nbval runs notebook 02 on the other worker, and the two runs saving and loading
+    one classifier file at the same moment made a load fail (zipfile: Bad CRC-32)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(helpers.ROOT / "notebooks" / "02_model_assembly.ipynb", as_version=4)
     monkeypatch.setenv("BERT_DIR", str(google_base_dir))  # the kernel inherits this process's environment
     monkeypatch.setenv("TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("TUTORIAL_OUTPUTS", str(tmp_path))
     nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(helpers.ROOT / "notebooks")}}).execute()
     printed = "\n".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
