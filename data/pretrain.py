@@ -3,6 +3,7 @@
     python data/pretrain.py outputs/pretraining-v2 --minutes 180            # the v2 recipe
     python data/pretrain.py outputs/try-a --minutes 8 --no-nsp --no-wwm     # a short comparison run
     python data/pretrain.py outputs/pretraining-v2 --minutes 180 --export outputs/mini-bert-zh-v2
+    python data/pretrain.py evaluate data/mini-bert-zh    # the floors that need no fine-tuning (issue #11)
 
 The recipe (notebook 05 explains each part):
 - the corpus is the People's Daily paragraphs of data/news.txt and the *train* split of
@@ -20,6 +21,10 @@ The recipe (notebook 05 explains each part):
 The run keeps a resumable checkpoint (model, optimizer, step, seconds) and a log under RUN_DIR; run the
 same command again to continue. `touch RUN_DIR/PAUSE` saves and pauses it without using up the budget (remove
 the file to go on). Nothing under data/ is written unless you ask with --export.
+
+`evaluate FOLDER` measures a checkpoint against the floors of issue #11 that need no fine-tuning: the
+masked-token accuracy on the val+test reviews exactly as notebook 05 (section 9) measures it, and zero-shot
+sentiment from the MLM head with a prompt chosen on the validation split and scored on the test split.
 """
 
 from __future__ import annotations
@@ -289,26 +294,96 @@ def build_model(args, vocab_size: int) -> tuple[keras.Model, dict]:
     return model, config
 
 
-def zero_shot(model, texts, labels, tokenizer, vocab, seq_len: int) -> dict:
-    """Sentiment with no labels: append a prompt with a blank and compare the MLM head's log
-    probabilities of 好 (good) and 差 (bad) there. Accuracy with the threshold 0 and the best threshold."""
-    suffix = tokenizer.tokenize("总之，很")[1:-1] + ["[MASK]", "。"]
-    ids, where = [], []
-    for text in texts:
-        body = tokenizer.tokenize(text)[1:-1][:seq_len - len(suffix) - 2]
-        row = ["[CLS]"] + body + suffix + ["[SEP]"]
-        ids.append([vocab.get(t, vocab["[UNK]"]) for t in row] + [0] * (seq_len - len(row)))
-        where.append(len(row) - 3)
-    ids, where = np.array(ids), np.array(where)
-    scores = []
-    for s in range(0, len(ids), 128):
-        x = [ids[s:s + 128], np.zeros_like(ids[s:s + 128]), np.zeros_like(ids[s:s + 128])]
-        mlm, _ = model.predict_on_batch(x)
-        p = mlm[np.arange(len(x[0])), where[s:s + 128]]
-        scores.append(np.log(p[:, vocab["好"]]) - np.log(p[:, vocab["差"]]))
-    scores, labels = np.concatenate(scores), np.asarray(labels)
-    best = max(((scores > t) == labels).mean() for t in np.quantile(scores, np.linspace(0.05, 0.95, 19)))
-    return {"accuracy_at_0": float(((scores > 0) == labels).mean()), "best_threshold_accuracy": float(best)}
+# Zero labels: the MLM head fills a blank after the review (pattern-exploiting classification, Schick &
+# Schutze 2021). Each prompt pairs with word lists for the two labels ("verbalizers"); the prompt, the lists
+# and the threshold are chosen on validation reviews, and the test split is scored once with that choice.
+PROMPTS = ("总之，很[MASK]。", "总之，[MASK]。", "感觉很[MASK]。", "总的来说很[MASK]。", "真的很[MASK]！")
+VERBALIZERS = {"好 / 差": (("好",), ("差",)),
+               "好棒赞值 / 差烂糟坑": (("好", "棒", "赞", "值"), ("差", "烂", "糟", "坑"))}
+
+
+def blank_reader(model):
+    """A function (token ids [rows, seq_len], one blank position per row) -> the MLM head's probabilities over
+    the vocabulary at each row's blank. It runs the encoder and the head's transform (`MLM-Norm`), then the
+    output layer (the token embeddings, transposed, plus a bias) at the blanks only: the full head would
+    compute seq_len x vocabulary probabilities per row, over 100 times the work here."""
+    hidden = keras.Model(model.inputs, model.get_layer("MLM-Norm").output)
+    table = model.get_layer("Embedding-Token").get_weights()[0]
+    bias = model.get_layer("MLM-Sim").get_weights()[0]
+
+    def read(ids: np.ndarray, where: np.ndarray) -> np.ndarray:
+        h = hidden.predict_on_batch([ids, np.zeros_like(ids), np.zeros_like(ids)])[np.arange(len(ids)), where]
+        logits = h @ table.T + bias
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    return read
+
+
+def blank_probabilities(read, texts, tokenizer, vocab, prompt: str, seq_len: int) -> np.ndarray:
+    """The MLM head's probabilities over the vocabulary at the blank of `review + prompt`, one row per text
+    (`read` comes from blank_reader); a long review is cut so that the prompt always fits."""
+    before, after = (tokenizer.tokenize(part)[1:-1] for part in prompt.split("[MASK]"))
+    ids, where = np.zeros((len(texts), seq_len), np.int32), np.zeros(len(texts), int)
+    for r, text in enumerate(texts):
+        body = tokenizer.tokenize(text)[1:-1][: seq_len - len(before) - len(after) - 3]
+        row = ["[CLS]"] + body + before + ["[MASK]"] + after + ["[SEP]"]
+        ids[r, :len(row)] = [vocab.get(t, vocab["[UNK]"]) for t in row]
+        where[r] = 1 + len(body) + len(before)
+    return np.concatenate([read(ids[s:s + 128], where[s:s + 128]) for s in range(0, len(texts), 128)])
+
+
+def zero_shot(read, tokenizer, vocab, val: tuple, test: tuple, seq_len: int = 128) -> dict:
+    """Zero-shot sentiment: for every prompt and verbalizer, the score log P(positive words) - log P(negative
+    words) at the blank; the combination and threshold with the best validation accuracy are applied to the
+    test split. `read` comes from blank_reader; `val` and `test` are (texts, labels). Returns every
+    combination's validation accuracy and the chosen one's test accuracy with its Wilson 95% interval."""
+    (val_texts, val_labels), (test_texts, test_labels) = val, test
+    val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
+    trials, best = [], None
+    for prompt in PROMPTS:
+        probabilities = {"val": blank_probabilities(read, val_texts, tokenizer, vocab, prompt, seq_len),
+                         "test": blank_probabilities(read, test_texts, tokenizer, vocab, prompt, seq_len)}
+        for name, (positive, negative) in VERBALIZERS.items():
+            score = {k: np.log(p[:, [vocab[w] for w in positive]].sum(1))
+                     - np.log(p[:, [vocab[w] for w in negative]].sum(1)) for k, p in probabilities.items()}
+            thresholds = np.quantile(score["val"], np.linspace(0.02, 0.98, 49))
+            accuracy = [((score["val"] > t) == val_labels).mean() for t in thresholds]
+            trial = {"prompt": prompt, "verbalizer": name, "threshold": float(thresholds[int(np.argmax(accuracy))]),
+                     "val_accuracy": float(max(accuracy))}
+            trials.append(trial)
+            if best is None or trial["val_accuracy"] > best[0]["val_accuracy"]:
+                best = trial, score["test"]
+    chosen, test_score = best
+    accuracy, low, high = helpers.accuracy_interval((test_score > chosen["threshold"]) == test_labels)
+    return {"trials": trials, "chosen": chosen, "test_accuracy": accuracy, "test_ci95": [low, high]}
+
+
+def evaluate(folder: Path, seq_len: int = 128, seed: int = 2019) -> dict:
+    """The checkpoint's floors that need no fine-tuning (issue #11): masked-token accuracy on the val+test
+    reviews exactly as notebook 05 section 9 measures it (same pairs, same masks), and zero-shot accuracy."""
+    vocab = helpers.load_vocab(folder)
+    tokenizer = keras_bert.Tokenizer(vocab)
+    model = helpers.load_bert(seq_len=seq_len, training=True, folder=folder)
+    reviews = helpers.load_reviews()
+    part = {s: reviews[reviews["split"] == s] for s in ("val", "test")}
+    texts = part["val"]["text"].tolist() + part["test"]["text"].tolist()
+    held_out = masked_accuracy(model, heldout_pairs(texts, tokenizer, seq_len, seed + 10), vocab, seq_len, seed + 10)
+    labelled = {s: (f["text"].tolist(), f["label"].tolist()) for s, f in part.items()}
+    return {"folder": folder.name, "val_test_reviews": held_out,
+            "zero_shot": zero_shot(blank_reader(model), tokenizer, vocab, labelled["val"], labelled["test"], seq_len)}
+
+
+NO_AUTOTUNE = tf.data.Options()
+NO_AUTOTUNE.autotune.enabled = False  # no tf.data tuning thread, whose teardown rounds step times up (notebook 05)
+
+
+def train_step(model, inputs, outputs) -> dict:
+    """One optimizer step on one batch: what train_on_batch computes, through Keras's compiled train
+    function fed by a one-batch dataset without autotuning (notebook 05, section 6, explains why)."""
+    model.reset_metrics()
+    batch = tf.data.Dataset.from_tensors((tuple(inputs), tuple(outputs))).with_options(NO_AUTOTUNE)
+    return {name: float(value) for name, value in model.make_train_function()(iter(batch)).items()}
 
 
 def learning_rate(seconds: float, args) -> float:
@@ -389,7 +464,7 @@ def main(argv=None) -> dict:
             last = time.perf_counter()
         inputs, outputs, epoch = batch_for_step(step, corpus, vocab, args, cache)
         optimizer.learning_rate.assign(learning_rate(seconds, args))
-        running.append(model.train_on_batch(inputs, outputs, return_dict=True))
+        running.append(train_step(model, inputs, outputs))
         now = time.perf_counter()
         seconds += now - last
         last = now
@@ -414,9 +489,6 @@ def main(argv=None) -> dict:
             last = time.perf_counter()
 
     final = masked_accuracy(model, monitor, vocab, args.seq_len, args.seed + 3)
-    val_frame = reviews[reviews["split"] == "val"]
-    final["zero_shot"] = zero_shot(model, val_frame["text"].tolist(), val_frame["label"].tolist(), tokenizer,
-                                   vocab, args.seq_len)
     result = {"settings": settings, "config": config, "parameters": model.count_params(), "steps": step,
               "training_seconds": seconds, "val_reviews": final}
     (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -428,5 +500,28 @@ def main(argv=None) -> dict:
     return result
 
 
+def evaluate_main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="pretrain.py evaluate", description=evaluate.__doc__)
+    p.add_argument("folder", type=Path, help="a Google-format checkpoint folder (with the pretraining heads)")
+    p.add_argument("--output", type=Path, help="also write the result here as JSON (not under data/)")
+    args = p.parse_args(argv)
+    helpers.check_checkpoint(args.folder, training=True)  # a clear error for a folder that is not one
+    result = evaluate(args.folder)
+    held, shot = result["val_test_reviews"], result["zero_shot"]
+    print(f"{args.folder.name}: masked-token accuracy on val+test reviews {held['mlm_accuracy']:.3f} "
+          f"({held['masked_tokens']:,} masked tokens)")
+    for trial in shot["trials"]:
+        print(f"  zero-shot {trial['prompt']}  {trial['verbalizer']:12s}  val accuracy {trial['val_accuracy']:.3f}")
+    chosen, (low, high) = shot["chosen"], shot["test_ci95"]
+    print(f"zero-shot, chosen on val: {chosen['prompt']} {chosen['verbalizer']}: test accuracy "
+          f"{shot['test_accuracy']:.3f} (95% interval {low:.3f} to {high:.3f})")
+    if args.output:
+        args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["evaluate"]:
+        evaluate_main(sys.argv[2:])
+    else:
+        main()

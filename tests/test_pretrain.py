@@ -1,8 +1,9 @@
-"""data/pretrain.py: what enters pretraining, packing, masking, next-sentence labels, the schedule."""
+"""data/pretrain.py: what enters pretraining, packing, masking, next-sentence labels, the schedule, zero-shot."""
 
 import numpy as np
 import pretrain
 import pytest
+from tiny import inputs, tiny_model
 
 import helpers
 
@@ -93,3 +94,54 @@ def test_the_learning_rate_warms_up_and_reaches_zero_exactly_at_the_budget():
     assert pretrain.learning_rate(60, args) == pytest.approx(1e-3)
     assert pretrain.learning_rate(330, args) == pytest.approx(5e-4)
     assert pretrain.learning_rate(600, args) == 0 and pretrain.learning_rate(700, args) == 0
+
+
+# --- zero labels: the MLM head fills a blank after the review ------------------------------------------
+class BlankReader:
+    """A stand-in for blank_reader(model): at the blank it prefers 好 when the row holds 好 and 差 otherwise.
+    It records what it was given, so a test can check the rows and the blank positions."""
+
+    def __init__(self, vocab):
+        self.vocab, self.rows, self.where = vocab, [], []
+
+    def __call__(self, ids, where):
+        self.rows += list(ids)
+        self.where += list(where)
+        p = np.full((len(ids), len(self.vocab)), 0.001)
+        good = (ids == self.vocab["好"]).any(axis=1)
+        p[:, self.vocab["好"]], p[:, self.vocab["差"]] = np.where(good, 0.6, 0.2), np.where(good, 0.2, 0.6)
+        return p
+
+
+def test_the_blank_reader_equals_the_full_mlm_head_at_the_blank():
+    model = tiny_model(training=True)
+    tokens = inputs(n=3, seq_len=12)[0]
+    where = np.array([3, 5, 8])
+    full = model.predict_on_batch([tokens, np.zeros_like(tokens), np.ones_like(tokens)])[0]
+    np.testing.assert_allclose(pretrain.blank_reader(model)(tokens, where), full[np.arange(3), where], atol=1e-6)
+
+
+def test_zero_shot_reads_the_blank_chooses_on_validation_and_scores_the_test_split_once():
+    vocab = helpers.load_vocab(helpers.EMBEDDED_BERT_DIR)
+    tokenizer = helpers.load_tokenizer(helpers.EMBEDDED_BERT_DIR)
+    val = (["房间很好", "服务差", "早餐好吃", "太差"], [1, 0, 1, 0])
+    test = (["环境好", "质量差", "好评", "差评", "很好用"], [1, 0, 1, 0, 1])
+    result = pretrain.zero_shot(BlankReader(vocab), tokenizer, vocab, val, test, seq_len=32)
+    assert len(result["trials"]) == len(pretrain.PROMPTS) * len(pretrain.VERBALIZERS)
+    assert result["chosen"] in result["trials"] and result["chosen"]["val_accuracy"] == 1.0
+    assert result["test_accuracy"] == 1.0
+    low, high = result["test_ci95"]
+    assert 0.5 < low < 1.0 == high  # Wilson's interval: five reviews cannot show certainty
+
+
+def test_a_long_review_is_cut_so_that_the_prompt_and_its_blank_always_fit():
+    vocab = helpers.load_vocab(helpers.EMBEDDED_BERT_DIR)
+    tokenizer = helpers.load_tokenizer(helpers.EMBEDDED_BERT_DIR)
+    reader = BlankReader(vocab)
+    p = pretrain.blank_probabilities(reader, ["好" * 500, "差"], tokenizer, vocab, "总之，很[MASK]。", seq_len=32)
+    assert p.shape == (2, len(vocab))
+    long_row, short_row = (row.tolist() for row in reader.rows)
+    prompt = [vocab[t] for t in ("总", "之", "，", "很", "[MASK]", "。", "[SEP]")]
+    assert len(long_row) == 32 and long_row[-len(prompt):] == prompt  # the whole prompt, then [SEP], at the end
+    assert short_row[:9] == [vocab["[CLS]"], vocab["差"]] + prompt and not any(short_row[9:])
+    assert [row[w] for row, w in zip(reader.rows, reader.where)] == [vocab["[MASK]"]] * 2  # read at the blank
