@@ -340,22 +340,23 @@ def zero_shot(read, tokenizer, vocab, val: tuple, test: tuple, seq_len: int = 12
     combination's validation accuracy and the chosen one's test accuracy with its Wilson 95% interval."""
     (val_texts, val_labels), (test_texts, test_labels) = val, test
     val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
-    trials, best = [], None
+    def score(p, verbalizer):
+        positive, negative = VERBALIZERS[verbalizer]
+        return np.log(p[:, [vocab[w] for w in positive]].sum(1)) - np.log(p[:, [vocab[w] for w in negative]].sum(1))
+
+    trials = []
     for prompt in PROMPTS:
-        probabilities = {"val": blank_probabilities(read, val_texts, tokenizer, vocab, prompt, seq_len),
-                         "test": blank_probabilities(read, test_texts, tokenizer, vocab, prompt, seq_len)}
-        for name, (positive, negative) in VERBALIZERS.items():
-            score = {k: np.log(p[:, [vocab[w] for w in positive]].sum(1))
-                     - np.log(p[:, [vocab[w] for w in negative]].sum(1)) for k, p in probabilities.items()}
-            thresholds = np.quantile(score["val"], np.linspace(0.02, 0.98, 49))
-            accuracy = [((score["val"] > t) == val_labels).mean() for t in thresholds]
-            trial = {"prompt": prompt, "verbalizer": name, "threshold": float(thresholds[int(np.argmax(accuracy))]),
-                     "val_accuracy": float(max(accuracy))}
-            trials.append(trial)
-            if best is None or trial["val_accuracy"] > best[0]["val_accuracy"]:
-                best = trial, score["test"]
-    chosen, test_score = best
-    accuracy, low, high = helpers.accuracy_interval((test_score > chosen["threshold"]) == test_labels)
+        probabilities = blank_probabilities(read, val_texts, tokenizer, vocab, prompt, seq_len)
+        for name in VERBALIZERS:
+            values = score(probabilities, name)
+            thresholds = np.quantile(values, np.linspace(0.02, 0.98, 49))
+            accuracy = [((values > t) == val_labels).mean() for t in thresholds]
+            trials.append({"prompt": prompt, "verbalizer": name, "val_accuracy": float(max(accuracy)),
+                           "threshold": float(thresholds[int(np.argmax(accuracy))])})
+    chosen = max(trials, key=lambda trial: trial["val_accuracy"])  # the first of equals, in PROMPTS order
+    test_probabilities = blank_probabilities(read, test_texts, tokenizer, vocab, chosen["prompt"], seq_len)
+    correct = (score(test_probabilities, chosen["verbalizer"]) > chosen["threshold"]) == test_labels
+    accuracy, low, high = helpers.accuracy_interval(correct)
     return {"trials": trials, "chosen": chosen, "test_accuracy": accuracy, "test_ci95": [low, high]}
 
 
@@ -505,6 +506,12 @@ def evaluate_main(argv=None) -> dict:
     p.add_argument("folder", type=Path, help="a Google-format checkpoint folder (with the pretraining heads)")
     p.add_argument("--output", type=Path, help="also write the result here as JSON (not under data/)")
     args = p.parse_args(argv)
+    if args.output and args.output.exists():
+        p.error(f"--output {args.output} exists; remove it or name another file (a result is never overwritten)")
+    if args.output and args.output.resolve().is_relative_to(ROOT) and not args.output.resolve().is_relative_to(
+            helpers.OUTPUTS_DIR.resolve()):
+        p.error(f"--output {args.output} is inside the repository but not under outputs/: runs never write "
+                "tracked files; name a file under outputs/ or outside the repository")
     helpers.check_checkpoint(args.folder, training=True)  # a clear error for a folder that is not one
     result = evaluate(args.folder)
     held, shot = result["val_test_reviews"], result["zero_shot"]

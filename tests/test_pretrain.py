@@ -145,3 +145,23 @@ def test_a_long_review_is_cut_so_that_the_prompt_and_its_blank_always_fit():
     assert len(long_row) == 32 and long_row[-len(prompt):] == prompt  # the whole prompt, then [SEP], at the end
     assert short_row[:9] == [vocab["[CLS]"], vocab["差"]] + prompt and not any(short_row[9:])
     assert [row[w] for row, w in zip(reader.rows, reader.where)] == [vocab["[MASK]"]] * 2  # read at the blank
+
+
+def test_zero_shot_scores_the_test_split_with_the_chosen_prompt_only():
+    vocab = helpers.load_vocab(helpers.EMBEDDED_BERT_DIR)
+    tokenizer = helpers.load_tokenizer(helpers.EMBEDDED_BERT_DIR)
+    reader = BlankReader(vocab)
+    val, test = (["房间很好", "太差"], [1, 0]), (["环境好", "质量差", "好评"], [1, 0, 1])
+    pretrain.zero_shot(reader, tokenizer, vocab, val, test, seq_len=32)
+    assert len(reader.rows) == len(pretrain.PROMPTS) * len(val[0]) + len(test[0])
+
+
+@pytest.mark.parametrize("where", ["data/result.json", "existing"])
+def test_evaluate_refuses_to_write_a_tracked_folder_or_overwrite_a_result(where, tmp_path, capsys):
+    output = tmp_path / "result.json" if where == "existing" else helpers.ROOT / where
+    if where == "existing":
+        output.write_text("{}")
+    with pytest.raises(SystemExit):
+        pretrain.evaluate_main([str(helpers.EMBEDDED_BERT_DIR), "--output", str(output)])
+    assert ("exists" if where == "existing" else "not under outputs/") in capsys.readouterr().err
+    assert where == "existing" or not output.exists()
