@@ -21,7 +21,10 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "importing tensorflow or keras_bert."
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tensorflow.keras -> tf-keras (Keras 2)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ info messages
+# hide TensorFlow's C++ log lines below FATAL: info and warnings, and error-level notices such as the one some
+# CPUs log at the first integer transpose ("oneDNN supports DT_INT32 only on platforms with AVX-512"), which
+# would land in a training cell's output. A real error still reaches Python as an exception with its message.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow's pooling (BFC) allocator for CPU memory: by default each training step mallocs and frees
 # hundreds of MB, and where freed pages go back to the system (virtual machines with free page reporting,
 # like the one the stored outputs ran on) the next step faults every page in again, which slows training.

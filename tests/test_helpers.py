@@ -46,6 +46,20 @@ def test_importing_helpers_after_tensorflow_with_legacy_keras_already_set_works(
     assert result.returncode == 0, result.stderr
 
 
+def test_tensorflow_logs_nothing_natively_after_importing_helpers():
+    # the start-up lines, and the once-per-process notice some CPUs log at the first integer transpose
+    # (keras-bert's training models do one): a notebook cell would show them
+    result = run_python("import helpers\nimport tensorflow as tf\n"
+                        "cpu = tf.config.list_physical_devices('CPU')[0]  # notebook 03 still splits the CPU\n"
+                        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] *"
+                        " 2)\n"
+                        "tf.transpose(tf.constant([[1, 2, 3], [4, 5, 6]])).numpy()\n"
+                        "helpers.keras_bert.get_model(token_num=30, embed_dim=8, transformer_num=1, head_num=2,\n"
+                        "                             feed_forward_dim=8, seq_len=8, training=True)")
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog", result.stderr, re.M), result.stderr
+
+
 FAULTS_PER_64_MB_TENSOR = """
 import helpers, os
 import tensorflow as tf
@@ -69,8 +83,12 @@ def test_helpers_makes_tensorflow_reuse_cpu_memory_instead_of_faulting_it_in_eve
     assert unpooled.returncode == 0, unpooled.stderr
     (setting, pooled_faults), (user_setting, unpooled_faults) = [r.stdout.split() for r in (pooled, unpooled)]
     assert setting == "true" and user_setting == "false"
-    # without the pool, each new 64 MB result is faulted in page by page (16,384 pages of 4 KB, or fewer huge pages)
-    assert float(pooled_faults) < float(unpooled_faults) / 10, (pooled_faults, unpooled_faults)
+    # Without the pool, on machines that hand freed memory back (virtual machines with free page reporting, where
+    # the stored outputs ran), each new 64 MB result is faulted in page by page: 16,929 faults against 544 with
+    # the pool there. Elsewhere freed blocks stay mapped and both counts are the same small number (544 each on
+    # a 2-core AMD EPYC on 2026-12-01), so the pool can only be checked where there is something to remove.
+    if float(unpooled_faults) > 4096:  # a quarter of the 16,384 pages of 4 KB
+        assert float(pooled_faults) < float(unpooled_faults) / 10, (pooled_faults, unpooled_faults)
 
 
 @pytest.mark.parametrize("quick, profile, expected", [
