@@ -11,8 +11,9 @@ committed notebooks stay untouched; `--inplace` rewrites the committed notebooks
 maintainers refreshing their stored outputs, on purpose). The measurements are written to
 outputs/metrics/run_all-<profile>.json. A notebook that fails stops the run with its error.
 `--readme` runs nothing: it rewrites the table between README.md's notebook-table markers from those
-files and the results block between its results markers from notebook 03's results file, and
-copies the figure of the committed notebooks' cell tagged "readme-figure" to notebooks/figures/.
+files (keeping the current cell where a notebook has no record for a profile) and the results block
+between its results markers from notebook 03's results file, and copies the figure of the committed
+notebooks' cell tagged "readme-figure" to notebooks/figures/.
 """
 
 from __future__ import annotations
@@ -67,25 +68,39 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int
 
 
 
-def readme_table() -> str:
-    """The README's notebook table, from the two results files (a dash where a profile has not run)."""
+def previous_cells(table: str) -> dict[str, list[str]]:
+    """The minutes and memory cells of a notebook table that readme_table wrote, by notebook file name."""
+    cells = {}
+    for line in table.splitlines():
+        parts = [part.strip() for part in line.strip().strip("|").split("|")]
+        if len(parts) == 6 and "](notebooks/" in parts[0]:
+            cells[parts[0].split("](notebooks/", 1)[1].rstrip(")")] = parts[2:]
+    return cells
+
+
+def readme_table(previous: str = "") -> str:
+    """The README's notebook table, from the run records in outputs/metrics/. Where a profile of a notebook
+    has no record (it was not run on this machine), the cell of the `previous` table is kept, or a dash."""
     runs = {}
     for profile in PROFILES:
         path = METRICS / f"run_all-{profile}.json"
         runs[profile] = json.loads(path.read_text())["notebooks"] if path.exists() else {}
+    kept = previous_cells(previous)
     lines = ["| notebook | topic | minutes, full | minutes, workshop | minutes, quick | peak memory (GB) |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         title = next(c.source for c in nb.cells if c.cell_type == "markdown").splitlines()[0].lstrip("# ")
         number, topic = title.split(" · ", 1) if " · " in title else (path.name[:2], title)
+        old = kept.get(path.name, ["–"] * 4)
         full = runs["full"].get(path.name)
-        minutes = [f"{run['seconds'] / 60:.1f}" if run else "–" for run in (runs[p].get(path.name) for p in PROFILES)]
+        minutes = [f"{run['seconds'] / 60:.1f}" if run else old[i]
+                   for i, run in enumerate(runs[p].get(path.name) for p in PROFILES)]
         record = ROOT / "data" / "mini-bert-zh" / "pretraining_run.json"
         if path.name.startswith("05") and full and record.exists():  # its full run resumes a finished run
             pretraining = json.loads(record.read_text())["training_seconds"] / 60
             minutes[0] += f" + {pretraining:.0f} of pretraining[^pretraining]"
-        memory = f"{full['peak_memory_bytes'] / 1e9:.1f}" if full else "–"
+        memory = f"{full['peak_memory_bytes'] / 1e9:.1f}" if full else old[3]
         lines.append(f"| [{number}](notebooks/{path.name}) | {topic} | {' | '.join(minutes)} | {memory} |")
     return "\n".join(lines)
 
@@ -155,7 +170,9 @@ def results_block() -> str:
               f"reviews from {', '.join(r['learning_rate_sweep'])}."]
     speed, base = r["throughput_samples_per_s"], r["bert_base_cpu"]
     lines += ["", f"Fine-tuning speed on the 2-core CPU, in training samples per second: float32 "
-              f"{speed['float32']:.0f}, XLA {speed['xla']:.0f}, `mixed_bfloat16` {speed['mixed_bfloat16']:.0f}; "
+              f"{speed['float32']:.0f}, XLA {speed['xla']:.0f}, `mixed_bfloat16` {speed['mixed_bfloat16']:.0f}, "
+              f"`mixed_float16` {speed['mixed_float16']:.0f} (medians of {len(r['throughput_repeats']['float32'])} "
+              f"timed blocks); "
               f"one epoch over the train split takes about {r['epoch_seconds'] / 60:.1f} minutes (float32). "
               f"Google's BERT-base architecture ({base['parameters']:,} parameters) trains at "
               f"{base['samples_per_s']:.1f} samples per second on the same CPU: about "
@@ -177,7 +194,8 @@ def update_readme() -> None:
     figure = readme_figure()
     print(f"README figure copied from the stored outputs to {figure.relative_to(ROOT)}")
     text = README.read_text(encoding="utf-8")
-    text = replace_between(text, TABLE_START, TABLE_END, readme_table())
+    current = text.split(TABLE_START, 1)[-1].split(TABLE_END, 1)[0]
+    text = replace_between(text, TABLE_START, TABLE_END, readme_table(current))
     text = replace_between(text, RESULTS_START, RESULTS_END, results_block())
     README.write_text(text, encoding="utf-8")
     print("README.md notebook table and results regenerated")
