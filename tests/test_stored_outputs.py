@@ -16,9 +16,6 @@ NOISE = {
     "a warning": re.compile(r"\w+Warning: "),
     "a terminal progress bar": re.compile(r"\r|█|\d+it/s\]|\?it/s\]"),
 }
-# Notebook 05's stored outputs predate the fixes at the source (helpers filters the initializer warning and
-# quiets TensorFlow's logging); they are refreshed by its next full run, which pretrains for over an hour.
-STALE = {"05_pretraining.ipynb"}
 
 
 def stored_text(output: dict) -> str:
@@ -29,12 +26,7 @@ def stored_text(output: dict) -> str:
     return "".join(output.get("data", {}).get("text/plain", ""))
 
 
-def marks(path):
-    return [pytest.mark.xfail(strict=True, reason="stored outputs predate the fixes; re-run pending")] \
-        if path.name in STALE else []
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.name, marks=marks(p)) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_outputs_are_clean(path):
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     found = []
