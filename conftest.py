@@ -24,7 +24,8 @@ import helpers  # noqa: E402  (first: it selects Keras 2 before any test imports
 WATCHED = ("data", "notebooks")
 # measured with `pytest --durations=0` (quick profile): each of these takes minutes, the rest seconds
 SLOWEST_FIRST = ("notebooks/03_training.ipynb", "tests/test_gpu_path.py", "notebooks/04_attention.ipynb",
-                 "notebooks/05_pretraining.ipynb", "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py",
+                 "notebooks/05_pretraining.ipynb", "notebooks/06_beyond_bert.ipynb",
+                 "notebooks/02_model_assembly.ipynb", "tests/test_robustness.py",
                  "tests/test_lab.py")
 
 
