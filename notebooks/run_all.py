@@ -172,7 +172,7 @@ def results_block() -> str:
     lines += ["", f"Fine-tuning speed on the 2-core CPU, in training samples per second: float32 "
               f"{speed['float32']:.0f}, XLA {speed['xla']:.0f}, `mixed_bfloat16` {speed['mixed_bfloat16']:.0f}, "
               f"`mixed_float16` {speed['mixed_float16']:.0f} (medians of {len(r['throughput_repeats']['float32'])} "
-              f"timed blocks); "
+              f"timed blocks{bf16_ratio(r)}); "
               f"one epoch over the train split takes about {r['epoch_seconds'] / 60:.1f} minutes (float32). "
               f"Google's BERT-base architecture ({base['parameters']:,} parameters) trains at "
               f"{base['samples_per_s']:.1f} samples per second on the same CPU: about "
@@ -180,6 +180,15 @@ def results_block() -> str:
               f"{r['wall_seconds'] / 60:.0f} minutes up to its results file (the exercises add the rest of "
               f"the table's time). Mean test F1 of the fine-tuned model: {r['test']['bert']['f1']:.3f}."]
     return "\n".join(lines)
+
+
+def bf16_ratio(r: dict) -> str:
+    """The paired bfloat16/float32 ratio of notebook 03's timing rounds, when the results file has it."""
+    if "bfloat16_speedup" not in r:  # results files written before the rounds were paired
+        return ""
+    g = r["bfloat16_speedup"]
+    return (f", taken in rounds; `mixed_bfloat16` over float32 within a round: {g['mean']:.2f} times, "
+            f"95% interval {g['low']:.2f} to {g['high']:.2f}")
 
 
 def replace_between(text: str, start: str, end: str, body: str) -> str:

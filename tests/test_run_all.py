@@ -52,7 +52,14 @@ def test_results_block_shows_mean_and_half_width_for_every_model(results_file):
     assert "TF-IDF logistic regression: worse" in block
     assert "chosen on validation reviews from 3e-05, 0.0001, 0.0003" in block
     assert "Mean test F1 of the fine-tuned model: 0.825" in block
-    assert "`mixed_bfloat16` 55, `mixed_float16` 40 (medians of 3 timed blocks)" in block
+    assert "`mixed_bfloat16` 55, `mixed_float16` 40 (medians of 3 timed blocks); " in block  # no rounds recorded
+
+
+def test_results_block_gives_the_paired_bfloat16_ratio_when_recorded(results_file):
+    results_file.write_text(json.dumps({**results(), "bfloat16_speedup": {"mean": 1.3333, "low": 1.21, "high": 1.469,
+                                                                         "per_round": [1.3, 1.4, 1.3]}}))
+    assert ("(medians of 3 timed blocks, taken in rounds; `mixed_bfloat16` over float32 within a round: 1.33 times, "
+            "95% interval 1.21 to 1.47); ") in run_all.results_block()
 
 
 def test_results_block_names_each_interval_that_is_not_across_seeds(results_file):
