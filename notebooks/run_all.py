@@ -69,12 +69,14 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, int
 
 
 def previous_cells(table: str) -> dict[str, list[str]]:
-    """The minutes and memory cells of a notebook table that readme_table wrote, by notebook file name."""
+    """The minutes and memory cells of a notebook table that readme_table wrote, by notebook file name: three
+    minutes, then peak memory in the full and the workshop profile (a table from before the workshop memory
+    column gets a dash there)."""
     cells = {}
     for line in table.splitlines():
         parts = [part.strip() for part in line.strip().strip("|").split("|")]
-        if len(parts) == 6 and "](notebooks/" in parts[0]:
-            cells[parts[0].split("](notebooks/", 1)[1].rstrip(")")] = parts[2:]
+        if len(parts) in (6, 7) and "](notebooks/" in parts[0]:
+            cells[parts[0].split("](notebooks/", 1)[1].rstrip(")")] = (parts[2:] + ["–"])[:5]
     return cells
 
 
@@ -86,13 +88,14 @@ def readme_table(previous: str = "") -> str:
         path = METRICS / f"run_all-{profile}.json"
         runs[profile] = json.loads(path.read_text())["notebooks"] if path.exists() else {}
     kept = previous_cells(previous)
-    lines = ["| notebook | topic | minutes, full | minutes, workshop | minutes, quick | peak memory (GB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| notebook | topic | minutes, full | minutes, workshop | minutes, quick | peak memory (GB), full "
+             "| peak memory (GB), workshop |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         title = next(c.source for c in nb.cells if c.cell_type == "markdown").splitlines()[0].lstrip("# ")
         number, topic = title.split(" · ", 1) if " · " in title else (path.name[:2], title)
-        old = kept.get(path.name, ["–"] * 4)
+        old = kept.get(path.name, ["–"] * 5)
         full = runs["full"].get(path.name)
         minutes = [f"{run['seconds'] / 60:.1f}" if run else old[i]
                    for i, run in enumerate(runs[p].get(path.name) for p in PROFILES)]
@@ -100,8 +103,9 @@ def readme_table(previous: str = "") -> str:
         if path.name.startswith("05") and full and record.exists():  # its full run resumes a finished run
             pretraining = json.loads(record.read_text())["training_seconds"] / 60
             minutes[0] += f" + {pretraining:.0f} of pretraining[^pretraining]"
-        memory = f"{full['peak_memory_bytes'] / 1e9:.1f}" if full else old[3]
-        lines.append(f"| [{number}](notebooks/{path.name}) | {topic} | {' | '.join(minutes)} | {memory} |")
+        memory = [f"{run['peak_memory_bytes'] / 1e9:.1f}" if run else old[3 + i]
+                  for i, run in enumerate(runs[p].get(path.name) for p in ("full", "workshop"))]
+        lines.append(f"| [{number}](notebooks/{path.name}) | {topic} | {' | '.join(minutes)} | {' | '.join(memory)} |")
     return "\n".join(lines)
 
 

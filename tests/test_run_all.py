@@ -99,12 +99,21 @@ def test_the_notebook_table_keeps_the_cells_of_profiles_that_have_no_record(tmp_
     monkeypatch.setattr(run_all, "METRICS", tmp_path)
     (tmp_path / "run_all-quick.json").write_text(json.dumps(
         {"notebooks": {"01_tokenization.ipynb": {"seconds": 30.0, "peak_memory_bytes": 10**9}}}))
-    previous = run_all.readme_table().replace("| – | – | – | – |", "| 9.0 | 8.0 | 7.0 | 6.5 |")
-    assert previous.count("| 9.0 | 8.0 | 7.0 | 6.5 |") == len(run_all.previous_cells(previous)) - 1  # all but 01
+    previous = run_all.readme_table().replace("| – | – | – | – | – |", "| 9.0 | 8.0 | 7.0 | 6.5 | 3.5 |")
+    assert previous.count("| 9.0 | 8.0 | 7.0 | 6.5 | 3.5 |") == len(run_all.previous_cells(previous)) - 1  # not 01
     rows = {line.split("](notebooks/")[1].split(")")[0]: line for line in run_all.readme_table(previous).splitlines()
             if "](notebooks/" in line}
-    assert rows["01_tokenization.ipynb"].endswith("| – | – | 0.5 | – |")  # only quick was run; nothing to keep
-    assert rows["02_model_assembly.ipynb"].endswith("| 9.0 | 8.0 | 7.0 | 6.5 |")  # no record: the README's cells
+    assert rows["01_tokenization.ipynb"].endswith("| – | – | 0.5 | – | – |")  # only quick was run; nothing to keep
+    assert rows["02_model_assembly.ipynb"].endswith("| 9.0 | 8.0 | 7.0 | 6.5 | 3.5 |")  # no record: the README's
     (tmp_path / "run_all-full.json").write_text(json.dumps(
         {"notebooks": {"02_model_assembly.ipynb": {"seconds": 120.0, "peak_memory_bytes": 2 * 10**9}}}))
-    assert "| 2.0 | 8.0 | 7.0 | 2.0 |" in run_all.readme_table(previous)  # a new full run replaces minutes and memory
+    assert "| 2.0 | 8.0 | 7.0 | 2.0 | 3.5 |" in run_all.readme_table(previous)  # a full run: its minutes and memory
+    (tmp_path / "run_all-workshop.json").write_text(json.dumps(
+        {"notebooks": {"02_model_assembly.ipynb": {"seconds": 60.0, "peak_memory_bytes": 1.5 * 10**9}}}))
+    assert "| 2.0 | 1.0 | 7.0 | 2.0 | 1.5 |" in run_all.readme_table(previous)  # a workshop run: its memory too
+
+
+def test_the_notebook_table_reads_a_table_from_before_the_workshop_memory_column():
+    old = ("| notebook | topic | minutes, full | minutes, workshop | minutes, quick | peak memory (GB) |\n"
+           "| [03](notebooks/03_training.ipynb) | Fine-tuning | 83.9 | 10.5 | 1.6 | 12.8 |")
+    assert run_all.previous_cells(old) == {"03_training.ipynb": ["83.9", "10.5", "1.6", "12.8", "–"]}
