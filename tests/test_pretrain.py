@@ -75,6 +75,21 @@ def test_masks_change_with_the_step_but_are_repeatable(setup):
     assert (first == again).all() and first.shape == later.shape and not (first == later).all()
 
 
+def test_each_epoch_is_built_once_and_a_shared_cache_gives_the_same_batches_as_a_fresh_one(setup, monkeypatch):
+    args, vocab, corpus = setup
+    steps = 4 * len(pretrain.epoch_rows(corpus, 0, args)) // args.batch_size  # epochs' lengths vary a little
+    fresh = [pretrain.batch_for_step(s, corpus, vocab, args, {}) for s in range(steps)]  # as after a resume
+    built = []
+    epoch_rows = pretrain.epoch_rows
+    monkeypatch.setattr(pretrain, "epoch_rows", lambda c, e, a: built.append(e) or epoch_rows(c, e, a))
+    cache = {}
+    for step, (ins, outs, epoch) in enumerate(fresh):
+        again = pretrain.batch_for_step(step, corpus, vocab, args, cache)
+        assert again[2] == epoch
+        assert all((x == y).all() for x, y in zip(ins + outs, again[0] + again[1])), f"step {step}"
+    assert fresh[-1][2] >= 3 and built == list(range(fresh[-1][2] + 1))  # the slow part, once per epoch
+
+
 def test_next_sentence_labels_mark_exactly_the_swapped_second_segments(setup):
     args, vocab, _ = setup
     chars = [t for t in vocab if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
