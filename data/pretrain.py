@@ -1,9 +1,10 @@
 """Pretrain a mini Chinese BERT on data/ for a fixed wall-clock budget, resumably.
 
-    python data/pretrain.py outputs/pretraining-v2 --minutes 180            # the v2 recipe
-    python data/pretrain.py outputs/try-a --minutes 8 --no-nsp --no-wwm     # a short comparison run
-    python data/pretrain.py outputs/pretraining-v2 --minutes 180 --export outputs/mini-bert-zh-v2
+    python data/pretrain.py outputs/try-a --minutes 12 --no-nsp --no-wwm    # a short comparison run
+    python data/pretrain.py outputs/run --minutes 95 --init-from data/mini-bert-zh --export outputs/mini-bert-zh-x
     python data/pretrain.py evaluate data/mini-bert-zh    # the floors that need no fine-tuning (issue #11)
+
+(data/README.md gives the exact commands, flags included, that made data/mini-bert-zh-v2.)
 
 The recipe (notebook 05 explains each part):
 - the corpus is the People's Daily paragraphs of data/news.txt and the *train* split of

@@ -1,6 +1,7 @@
-"""data/mini-bert-zh-v2, the next version of the embedded checkpoint (issue #11), committed as soon as its run
-ended so that it survives the session that trained it. The notebooks still use data/mini-bert-zh: they move to v2
-when they are re-run on it in full. Until then it must stay a drop-in replacement for v1."""
+"""data/mini-bert-zh-v2, the next version of the embedded checkpoint (issue #11): v1 continued in two stages, each
+committed as soon as it ended so that it survives the session that trained it. The notebooks still use
+data/mini-bert-zh: they move to v2 when they are re-run on it in full. Until then it must stay a drop-in
+replacement for v1."""
 
 import json
 
@@ -45,13 +46,20 @@ def test_v2_loads_both_ways_and_was_trained_beyond_v1():
     assert not np.allclose(old.get_tensor(name), new.get_tensor(name))
 
 
-def test_the_run_record_matches_the_checkpoint_and_ran_its_whole_schedule(run):
+def test_the_run_record_matches_the_checkpoint_and_each_stage_ran_its_whole_schedule(run):
     stored = sum(int(np.prod(shape)) for _, shape in tf.train.list_variables(str(V2 / "bert_model.ckpt")))
     assert run["parameters"] == stored and run["config"] == helpers.load_config(V2)
-    log = run["log"]
-    assert log["step"][-1] == run["steps"] and log["learning_rate"][-1] == 0.0  # decayed to zero: the run ended
-    assert run["settings"]["init_from"] == "data/mini-bert-zh"  # continued from v1 (commit 80d01dd's folder)
-    assert run["val_reviews"]["masked_tokens"] > 10_000
+    first, second = run["continues"], run  # stage 1 continued v1; stage 2 continued stage 1
+    assert "continues" not in first and first["commit"] == "0c6fc75"  # where stage 1's export was committed
+    assert first["settings"]["init_from"] == "data/mini-bert-zh"  # v1 (commit 80d01dd's folder)
+    assert second["settings"]["init_from"] == "data/mini-bert-zh-v2"  # stage 1's export, committed in 0c6fc75
+    assert first["settings"]["seed"] != second["settings"]["seed"]  # new masks and pairs, not stage 1's again
+    for stage in (first, second):
+        log = stage["log"]
+        assert log["step"][-1] == stage["steps"] and log["learning_rate"][-1] == 0.0  # decayed to zero: it ended
+        assert stage["config"] == run["config"] and stage["val_reviews"]["masked_tokens"] > 10_000
+    assert {k: v for k, v in first["settings"].items() if k not in ("init_from", "seed")} == {
+        k: v for k, v in second["settings"].items() if k not in ("init_from", "seed")}  # the same recipe
 
 
 def test_the_evaluation_chose_on_validation_and_reports_a_consistent_interval(evaluation):
