@@ -701,6 +701,20 @@ _UNPATCHED: dict = {}
 _follow_input_dtypes()
 
 
+def cpu_has_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (AVX-512 BF16 or AMX-BF16), read from the kernel's
+    CPU flags. Without them TensorFlow still runs mixed_bfloat16, emulated and slower than float32; with them
+    it trains faster. Cloud machines of one name differ here (this project's 2-core "AMD EPYC" has been a
+    Zen 4 with AVX-512 BF16 and a Zen 3 without AVX-512), so benchmarks record it. False where the file does
+    not exist (not Linux): no evidence, no bfloat16. Used by data/pretrain.py and notebooks/speed_modes.py."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:
     """Set Keras's global dtype policy ("mixed_bfloat16", "mixed_float16" or "float32"); keras-bert's
     layers work under it because helpers made them follow their inputs' dtype at import

@@ -7,10 +7,11 @@
 Each block is one `model.fit(dataset, steps_per_epoch=steps, epochs=1)` on a fixed batch of 32 random token ids
 (sequence 128) after 3 untimed warm-up steps. Per block it prints one JSON line: seconds per step, the process's
 CPU seconds per step, the machine's idle and steal clock ticks (/proc/stat, Linux), and a 2048x2048 float32 matrix
-product's GFLOP/s in the same process. With autotuning on, some blocks end late with the CPU idle: tearing down the
-iterator waits for the tuning thread's sleep to end (20, 40, 80, ... ms, doubling), so a block's length is rounded
-up to 20 * (2**k - 1) ms (5.10 s, 10.22 s, 20.46 s, ...). That is the "bimodal" speed of issue #16; with autotuning
-off it does not happen. A benchmark, not a test: it writes nothing.
+product's GFLOP/s in the same process, and whether the CPU has bfloat16 instructions (without them
+mixed_bfloat16 is emulated, and slower than float32). With autotuning on, some blocks end late with the CPU
+idle: tearing down the iterator waits for the tuning thread's sleep to end (20, 40, 80, ... ms, doubling), so a
+block's length is rounded up to 20 * (2**k - 1) ms (5.10 s, 10.22 s, 20.46 s, ...). That is the "bimodal" speed
+of issue #16; with autotuning off it does not happen. A benchmark, not a test: it writes nothing.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# isort: off
+import helpers  # noqa: E402  (first: it selects Keras 2 before TensorFlow loads; isort must not move it)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow import keras  # noqa: E402
-
-import helpers  # noqa: E402  (first: it selects Keras 2 before TensorFlow loads)
+# isort: on
 
 
 def ticks() -> list[int]:
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"policy": args.policy, "autotune": args.autotune, "block": block,
                           "seconds": round(seconds, 3), "samples_per_s": round(32 * args.steps / seconds, 1),
                           "cpu_seconds_per_step": round(cpu / args.steps, 3), "idle_ticks": int(delta[3]),
-                          "steal_ticks": int(delta[7]), "matmul_gflops": round(matmul_gflops(), 1)}), flush=True)
+                          "steal_ticks": int(delta[7]), "matmul_gflops": round(matmul_gflops(), 1),
+                          "cpu_bfloat16": helpers.cpu_has_bfloat16()}), flush=True)
     return 0
 
 

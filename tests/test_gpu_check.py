@@ -1,5 +1,6 @@
 """notebooks/gpu_check.py, the instructors' GPU measurement (issue #16): it refuses to run without a GPU,
-and its measuring code runs end to end on the CPU (`--device CPU:0`), on the tests' tiny checkpoint."""
+and its measuring code runs end to end on the CPU (`--device CPU:0`), on the tests' tiny checkpoint; and
+notebooks/speed_modes.py, the CPU benchmark of the speed modes, runs as a script."""
 
 import json
 import os
@@ -37,3 +38,15 @@ def test_every_configuration_is_measured_on_the_cpu(tiny_dir, tmp_path):
     measured = report["results"]["mini"]
     assert set(measured) == {"float32", "xla", "mixed_float16", "mixed_bfloat16"}
     assert all(m["samples_per_s"] > 0 and m["peak_memory_bytes"] is None for m in measured.values()), measured
+
+
+def test_speed_modes_runs_as_a_script_and_prints_one_json_line_per_block():
+    """notebooks/speed_modes.py (issue #16's benchmark of the speed modes) must import helpers before TensorFlow
+    when run as a script; it once imported TensorFlow first and failed at start-up, unnoticed."""
+    done = subprocess.run([sys.executable, str(helpers.ROOT / "notebooks" / "speed_modes.py"), "--steps", "1",
+                           "--blocks", "2", "--autotune", "off"], cwd=helpers.ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [line["block"] for line in lines] == [0, 1]
+    assert all(line["samples_per_s"] > 0 and line["cpu_bfloat16"] == helpers.cpu_has_bfloat16() for line in lines)

@@ -227,6 +227,23 @@ def test_bert_dir_defaults_to_the_embedded_checkpoint(monkeypatch):
     assert helpers.bert_dir(files=["vocab.txt"]) == helpers.EMBEDDED_BERT_DIR
 
 
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu vme avx512f avx512_bf16 avx512_vnni", True),   # AMD Zen 4, Intel Cooper Lake: AVX-512 BF16
+    ("fpu avx512f amx_bf16 amx_tile amx_int8", True),    # Intel Sapphire Rapids: AMX
+    ("fpu vme avx2 avx512f avx512_vnni", False),         # AVX-512 without bfloat16 instructions
+    ("fpu avx2 fma", False),
+])
+def test_cpu_has_bfloat16_reads_the_kernel_cpu_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\n\n"
+                       f"processor\t: 1\nflags\t\t: {flags}\n")
+    assert helpers.cpu_has_bfloat16(cpuinfo) is expected
+
+
+def test_cpu_has_bfloat16_is_false_without_the_kernel_file(tmp_path):
+    assert helpers.cpu_has_bfloat16(tmp_path / "no-such-file") is False  # not Linux: no evidence, no bfloat16
+
+
 def test_bert_dir_that_does_not_exist_names_the_variable_and_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("BERT_DIR", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError) as error:
