@@ -3,6 +3,7 @@
     python data/pretrain.py outputs/try-a --minutes 12 --no-nsp --no-wwm    # a short comparison run
     python data/pretrain.py outputs/run --minutes 95 --init-from data/mini-bert-zh --export outputs/mini-bert-zh-x
     python data/pretrain.py evaluate data/mini-bert-zh    # the floors that need no fine-tuning (issue #11)
+    python data/pretrain.py compare outputs/comparisons    # the short runs that chose the recipe (RECIPES)
 
 (data/README.md gives the exact commands, flags included, that made data/mini-bert-zh-v2.)
 
@@ -32,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -304,6 +307,7 @@ def build_model(args, vocab_size: int) -> tuple[keras.Model, dict]:
 PROMPTS = ("总之，很[MASK]。", "总之，[MASK]。", "感觉很[MASK]。", "总的来说很[MASK]。", "真的很[MASK]！")
 VERBALIZERS = {"好 / 差": (("好",), ("差",)),
                "好棒赞值 / 差烂糟坑": (("好", "棒", "赞", "值"), ("差", "烂", "糟", "坑"))}
+ENSEMBLE = "all of them"  # the trial that averages every prompt and verbalizer (see zero_shot)
 
 
 def blank_reader(model):
@@ -339,27 +343,47 @@ def blank_probabilities(read, texts, tokenizer, vocab, prompt: str, seq_len: int
 
 def zero_shot(read, tokenizer, vocab, val: tuple, test: tuple, seq_len: int = 128) -> dict:
     """Zero-shot sentiment: for every prompt and verbalizer, the score log P(positive words) - log P(negative
-    words) at the blank; the combination and threshold with the best validation accuracy are applied to the
-    test split. `read` comes from blank_reader; `val` and `test` are (texts, labels). Returns every
-    combination's validation accuracy and the chosen one's test accuracy with its Wilson 95% interval."""
+    words) at the blank; and their ensemble (PET's, Schick & Schutze 2021: several patterns vote), the mean of
+    all the combinations' scores, each standardised by its mean and standard deviation over the validation
+    reviews (no labels used) so that no prompt outweighs another. The candidate and threshold with the best
+    validation accuracy are applied to the test split. `read` comes from blank_reader; `val` and `test` are
+    (texts, labels). Returns every candidate's validation accuracy and the chosen one's test accuracy with its
+    Wilson 95% interval."""
     (val_texts, val_labels), (test_texts, test_labels) = val, test
     val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
+
     def score(p, verbalizer):
         positive, negative = VERBALIZERS[verbalizer]
         return np.log(p[:, [vocab[w] for w in positive]].sum(1)) - np.log(p[:, [vocab[w] for w in negative]].sum(1))
 
-    trials = []
+    def best_threshold(values):
+        thresholds = np.quantile(values, np.linspace(0.02, 0.98, 49))
+        accuracy = [((values > t) == val_labels).mean() for t in thresholds]
+        return float(max(accuracy)), float(thresholds[int(np.argmax(accuracy))])
+
+    trials, val_scores = [], {}
     for prompt in PROMPTS:
         probabilities = blank_probabilities(read, val_texts, tokenizer, vocab, prompt, seq_len)
         for name in VERBALIZERS:
-            values = score(probabilities, name)
-            thresholds = np.quantile(values, np.linspace(0.02, 0.98, 49))
-            accuracy = [((values > t) == val_labels).mean() for t in thresholds]
-            trials.append({"prompt": prompt, "verbalizer": name, "val_accuracy": float(max(accuracy)),
-                           "threshold": float(thresholds[int(np.argmax(accuracy))])})
-    chosen = max(trials, key=lambda trial: trial["val_accuracy"])  # the first of equals, in PROMPTS order
-    test_probabilities = blank_probabilities(read, test_texts, tokenizer, vocab, chosen["prompt"], seq_len)
-    correct = (score(test_probabilities, chosen["verbalizer"]) > chosen["threshold"]) == test_labels
+            val_scores[prompt, name] = values = score(probabilities, name)
+            accuracy, threshold = best_threshold(values)
+            trials.append({"prompt": prompt, "verbalizer": name, "val_accuracy": accuracy, "threshold": threshold})
+    standardise = {key: (float(v.mean()), float(v.std())) for key, v in val_scores.items()}
+    ensemble_val = np.mean([(v - standardise[key][0]) / standardise[key][1] for key, v in val_scores.items()], 0)
+    accuracy, threshold = best_threshold(ensemble_val)
+    trials.append({"prompt": ENSEMBLE, "verbalizer": ENSEMBLE, "val_accuracy": accuracy, "threshold": threshold})
+    chosen = max(trials, key=lambda trial: trial["val_accuracy"])  # the first of equals, in this order
+    if chosen["prompt"] == ENSEMBLE:
+        test_scores = []
+        for prompt in PROMPTS:
+            probabilities = blank_probabilities(read, test_texts, tokenizer, vocab, prompt, seq_len)
+            test_scores += [(score(probabilities, name) - standardise[prompt, name][0]) / standardise[prompt, name][1]
+                            for name in VERBALIZERS]
+        values = np.mean(test_scores, 0)
+    else:
+        values = score(blank_probabilities(read, test_texts, tokenizer, vocab, chosen["prompt"], seq_len),
+                       chosen["verbalizer"])
+    correct = (values > chosen["threshold"]) == test_labels
     accuracy, low, high = helpers.accuracy_interval(correct)
     return {"trials": trials, "chosen": chosen, "test_accuracy": accuracy, "test_ci95": [low, high]}
 
@@ -505,6 +529,56 @@ def main(argv=None) -> dict:
     return result
 
 
+# The short comparison runs that chose the recipe of mini-bert-zh-v2 (issue #11): each continues v1 for the same
+# wall-clock budget with one recipe, and is scored by its end-of-run masked-token accuracy on all val reviews.
+RECIPES = {
+    "A": ("whole-word masks, dropout 0.1, peak 5e-4", ["--dropout", "0.1", "--peak-lr", "5e-4"]),
+    "B": ("whole-word masks, dropout 0.1, peak 2e-4", ["--dropout", "0.1", "--peak-lr", "2e-4"]),
+    "C": ("whole-word masks, no dropout, peak 5e-4", ["--dropout", "0.0", "--peak-lr", "5e-4"]),
+    "D": ("token masks, dropout 0.1, peak 5e-4", ["--no-wwm", "--dropout", "0.1", "--peak-lr", "5e-4"]),
+    "E": ("token masks, no dropout, peak 2e-4", ["--no-wwm", "--dropout", "0.0", "--peak-lr", "2e-4"]),
+    "F": ("E without next-sentence prediction", ["--no-wwm", "--dropout", "0.0", "--peak-lr", "2e-4", "--no-nsp"]),
+}
+
+
+def machine() -> dict:
+    """What a wall-clock budget buys depends on the CPU: its model name, cores and bfloat16 instructions."""
+    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
+    return {"cpu": names[0] if names else "unknown", "cores": os.cpu_count(), "bfloat16": helpers.cpu_has_bfloat16()}
+
+
+def compare_main(argv=None) -> dict:
+    """Run the recipes of RECIPES one after another (each resumable: the same command continues an unfinished
+    one), then write OUT_DIR/comparisons.json: each recipe's flags, steps, training minutes, end-of-run scores
+    and log, and the machine. Run it on an otherwise idle machine: the budgets are wall-clock minutes."""
+    p = argparse.ArgumentParser(prog="pretrain.py compare", description=compare_main.__doc__)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--minutes", type=float, default=12.0, help="each run's budget")
+    p.add_argument("--init-from", type=Path, default=Path("data/mini-bert-zh"))
+    p.add_argument("--recipes", default="".join(RECIPES), help="which recipes, by letter (default: all)")
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.recipes) - set(RECIPES))
+    if unknown:
+        p.error(f"no recipe {', '.join(unknown)}; the recipes are {', '.join(RECIPES)}")
+    runs = {}
+    for name in args.recipes:
+        run_dir = args.out_dir / name
+        if not (run_dir / "result.json").exists():
+            command = [sys.executable, str(Path(__file__).resolve()), str(run_dir), "--minutes", str(args.minutes),
+                       "--init-from", str(args.init_from), "--log-every", "100", *RECIPES[name][1]]
+            print(f"recipe {name} ({RECIPES[name][0]}):", " ".join(command[1:]), flush=True)
+            subprocess.run(command, check=True)
+        result = json.loads((run_dir / "result.json").read_text())
+        runs[name] = {"recipe": RECIPES[name][0], "flags": RECIPES[name][1], **result,
+                      "log": json.loads((run_dir / "log.json").read_text())}
+        print(f"recipe {name}: {result['steps']:,} steps, masked-token accuracy on val reviews "
+              f"{result['val_reviews']['mlm_accuracy']:.3f}", flush=True)
+    record = {"minutes": args.minutes, "init_from": str(args.init_from), "machine": machine(), "runs": runs}
+    (args.out_dir / "comparisons.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def evaluate_main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="pretrain.py evaluate", description=evaluate.__doc__)
     p.add_argument("folder", type=Path, help="a Google-format checkpoint folder (with the pretraining heads)")
@@ -534,5 +608,7 @@ def evaluate_main(argv=None) -> dict:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["evaluate"]:
         evaluate_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["compare"]:
+        compare_main(sys.argv[2:])
     else:
         main()

@@ -6,6 +6,7 @@ replacement for v1."""
 import json
 
 import numpy as np
+import pretrain
 import pytest
 import tensorflow as tf
 
@@ -64,6 +65,9 @@ def test_the_run_record_matches_the_checkpoint_and_each_stage_ran_its_whole_sche
 
 def test_the_evaluation_chose_on_validation_and_reports_a_consistent_interval(evaluation):
     shot = evaluation["zero_shot"]
+    candidates = {(trial["prompt"], trial["verbalizer"]) for trial in shot["trials"]}
+    assert candidates == {(p, v) for p in pretrain.PROMPTS for v in pretrain.VERBALIZERS} | {
+        (pretrain.ENSEMBLE, pretrain.ENSEMBLE)}  # every candidate of today's pretrain.py, the ensemble included
     best = max(trial["val_accuracy"] for trial in shot["trials"])
     assert shot["chosen"]["val_accuracy"] == best and shot["chosen"] in shot["trials"]
     low, high = shot["test_ci95"]

@@ -1,5 +1,9 @@
 """data/pretrain.py: what enters pretraining, packing, masking, next-sentence labels, the schedule, zero-shot."""
 
+import json
+import zlib
+from pathlib import Path
+
 import numpy as np
 import pretrain
 import pytest
@@ -142,8 +146,9 @@ def test_zero_shot_reads_the_blank_chooses_on_validation_and_scores_the_test_spl
     val = (["房间很好", "服务差", "早餐好吃", "太差"], [1, 0, 1, 0])
     test = (["环境好", "质量差", "好评", "差评", "很好用"], [1, 0, 1, 0, 1])
     result = pretrain.zero_shot(BlankReader(vocab), tokenizer, vocab, val, test, seq_len=32)
-    assert len(result["trials"]) == len(pretrain.PROMPTS) * len(pretrain.VERBALIZERS)
+    assert len(result["trials"]) == len(pretrain.PROMPTS) * len(pretrain.VERBALIZERS) + 1  # + the ensemble
     assert result["chosen"] in result["trials"] and result["chosen"]["val_accuracy"] == 1.0
+    assert result["chosen"]["prompt"] == pretrain.PROMPTS[0]  # the first of equals: a single prompt
     assert result["test_accuracy"] == 1.0
     low, high = result["test_ci95"]
     assert 0.5 < low < 1.0 == high  # Wilson's interval: five reviews cannot show certainty
@@ -171,6 +176,48 @@ def test_zero_shot_scores_the_test_split_with_the_chosen_prompt_only():
     assert len(reader.rows) == len(pretrain.PROMPTS) * len(val[0]) + len(test[0])
 
 
+class NoisyBlankReader(BlankReader):
+    """Each row's log-odds of 好 over 差 are +1 (the row holds 好) or -1, plus noise that depends on the whole
+    row, prompt included (crc32: the same in every run). Each prompt alone is a noisy judge; their mean is less
+    noisy, so the ensemble should win on validation data."""
+
+    def __call__(self, ids, where):
+        self.rows += list(ids)
+        p = np.full((len(ids), len(self.vocab)), 1e-6)
+        for r, row in enumerate(ids):
+            noise = np.random.default_rng(zlib.crc32(row.tobytes())).uniform(-3, 3)
+            odds = (1 if (row == self.vocab["好"]).any() else -1) + noise
+            p[r, self.vocab["好"]], p[r, self.vocab["差"]] = 0.5 / (1 + np.exp(-odds)), 0.5 / (1 + np.exp(odds))
+        return p
+
+
+def test_the_ensemble_of_prompts_averages_standardised_scores_and_is_chosen_when_it_validates_best():
+    vocab = helpers.load_vocab(helpers.EMBEDDED_BERT_DIR)
+    tokenizer = helpers.load_tokenizer(helpers.EMBEDDED_BERT_DIR)
+    words = "房间服务早餐环境质量价格位置味道物流包装"
+    def reviews(offset):
+        texts = [f"{a}{b}{'好' if i % 2 else '差'}" for i, (a, b) in enumerate(zip(words * 4, words[offset:] * 4))]
+        return texts, [i % 2 for i in range(len(texts))]
+    val, test = reviews(1), reviews(3)
+    reader = NoisyBlankReader(vocab)
+    result = pretrain.zero_shot(reader, tokenizer, vocab, val, test, seq_len=32)
+    singles = [t["val_accuracy"] for t in result["trials"] if t["prompt"] != pretrain.ENSEMBLE]
+    assert result["chosen"]["prompt"] == pretrain.ENSEMBLE and result["chosen"]["val_accuracy"] > max(singles)
+    assert len(reader.rows) == len(pretrain.PROMPTS) * (len(val[0]) + len(test[0]))  # every prompt on test too
+    # the ensemble by hand: each combination's log-odds, standardised with its validation mean and deviation
+    def log_odds(texts, prompt, verbalizer):
+        p = pretrain.blank_probabilities(NoisyBlankReader(vocab), texts, tokenizer, vocab, prompt, 32)
+        positive, negative = (p[:, [vocab[w] for w in side]].sum(1) for side in pretrain.VERBALIZERS[verbalizer])
+        return np.log(positive) - np.log(negative)
+    combos = [(prompt, name) for prompt in pretrain.PROMPTS for name in pretrain.VERBALIZERS]
+    standardised = []
+    for combo in combos:
+        on_val = log_odds(val[0], *combo)
+        standardised.append((log_odds(test[0], *combo) - on_val.mean()) / on_val.std())
+    correct = (np.mean(standardised, 0) > result["chosen"]["threshold"]) == np.array(test[1])
+    assert result["test_accuracy"] == pytest.approx(correct.mean())
+
+
 @pytest.mark.parametrize("where", ["data/result.json", "existing"])
 def test_evaluate_refuses_to_write_a_tracked_folder_or_overwrite_a_result(where, tmp_path, capsys):
     output = tmp_path / "result.json" if where == "existing" else helpers.ROOT / where
@@ -180,3 +227,34 @@ def test_evaluate_refuses_to_write_a_tracked_folder_or_overwrite_a_result(where,
         pretrain.evaluate_main([str(helpers.EMBEDDED_BERT_DIR), "--output", str(output)])
     assert ("exists" if where == "existing" else "not under outputs/") in capsys.readouterr().err
     assert where == "existing" or not output.exists()
+
+
+# --- the short comparison runs (pretrain.py compare) ------------------------------------------------------
+def test_compare_runs_each_recipe_once_with_its_flags_and_records_them(tmp_path, monkeypatch):
+    commands = []
+
+    def fake_run(command, check):  # stands in for a 12-minute run: writes what a finished run writes
+        commands.append(command)
+        run_dir = Path(command[2])
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text(json.dumps({"steps": 7, "training_seconds": 6.0,
+                                                         "val_reviews": {"mlm_accuracy": 0.4}}))
+        (run_dir / "log.json").write_text(json.dumps({"step": [7]}))
+
+    monkeypatch.setattr(pretrain.subprocess, "run", fake_run)
+    record = pretrain.compare_main([str(tmp_path), "--recipes", "AE", "--minutes", "0.1"])
+    assert [Path(c[2]).name for c in commands] == ["A", "E"]
+    for command, name in zip(commands, "AE"):
+        assert command[3:7] == ["--minutes", "0.1", "--init-from", "data/mini-bert-zh"]
+        assert command[-len(pretrain.RECIPES[name][1]):] == pretrain.RECIPES[name][1]
+    assert json.loads((tmp_path / "comparisons.json").read_text()) == record
+    assert list(record["runs"]) == ["A", "E"] and record["runs"]["E"]["flags"] == pretrain.RECIPES["E"][1]
+    assert set(record["machine"]) == {"cpu", "cores", "bfloat16"}
+    pretrain.compare_main([str(tmp_path), "--recipes", "AE", "--minutes", "0.1"])
+    assert len(commands) == 2  # finished runs are not run again: the command resumes where it stopped
+
+
+def test_compare_names_the_recipes_when_given_an_unknown_one(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pretrain.compare_main([str(tmp_path), "--recipes", "AZ"])
+    assert "no recipe Z; the recipes are A, B, C, D, E, F" in capsys.readouterr().err
