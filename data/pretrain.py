@@ -543,9 +543,14 @@ RECIPES = {
 
 def machine() -> dict:
     """What a wall-clock budget buys depends on the CPU: its model name, cores and bfloat16 instructions."""
-    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-             if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
-    return {"cpu": names[0] if names else "unknown", "cores": os.cpu_count(), "bfloat16": helpers.cpu_has_bfloat16()}
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    first = {}
+    for line in lines:  # the first processor's fields; cloud CPUs of one name differ in family and model
+        key, _, value = line.partition(":")
+        first.setdefault(key.strip(), value.strip())
+    return {"cpu": first.get("model name", "unknown"),
+            "family_model": f"{first.get('cpu family')}/{first.get('model')}",
+            "cores": os.cpu_count(), "bfloat16": helpers.cpu_has_bfloat16()}
 
 
 def compare_main(argv=None) -> dict:
@@ -567,7 +572,7 @@ def compare_main(argv=None) -> dict:
         if not (run_dir / "result.json").exists():
             command = [sys.executable, str(Path(__file__).resolve()), str(run_dir), "--minutes", str(args.minutes),
                        "--init-from", str(args.init_from), "--log-every", "100", *RECIPES[name][1]]
-            print(f"recipe {name} ({RECIPES[name][0]}):", " ".join(command[1:]), flush=True)
+            print(f"recipe {name} ({RECIPES[name][0]}): data/pretrain.py", " ".join(command[2:]), flush=True)
             subprocess.run(command, check=True)
         result = json.loads((run_dir / "result.json").read_text())
         runs[name] = {"recipe": RECIPES[name][0], "flags": RECIPES[name][1], **result,

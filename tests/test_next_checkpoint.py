@@ -73,3 +73,25 @@ def test_the_evaluation_chose_on_validation_and_reports_a_consistent_interval(ev
     low, high = shot["test_ci95"]
     assert low < shot["test_accuracy"] < high
     assert evaluation["folder"] == "mini-bert-zh-v2"
+
+
+def test_the_short_comparison_runs_are_recorded_and_v2s_recipe_is_one_of_them(run):
+    """pretraining_comparisons.json is what `pretrain.py compare` wrote (issue #11: record the short runs that chose
+    the recipe): each run continued v1 with its recipe's flags for the whole budget, and v2's stages used one of the
+    recipes exactly (E), apart from the budget, seed and logging."""
+    record = json.loads((V2 / "pretraining_comparisons.json").read_text(encoding="utf-8"))
+    assert record["init_from"] == "data/mini-bert-zh" and {"cpu", "cores", "bfloat16"} <= set(record["machine"])
+    for name, entry in record["runs"].items():
+        assert (entry["recipe"], entry["flags"]) == pretrain.RECIPES[name]
+        wanted = vars(pretrain.parse_args(["unused", "--minutes", "1", "--init-from", "data/mini-bert-zh",
+                                           "--log-every", "100", *entry["flags"]]))
+        assert all(entry["settings"][k] == (str(v) if k == "init_from" else v) for k, v in wanted.items()
+                   if k in entry["settings"])
+        assert entry["training_seconds"] >= 60 * record["minutes"] and entry["log"]["learning_rate"][-1] == 0.0
+        assert entry["log"]["step"][-1] == entry["steps"] and entry["val_reviews"]["masked_tokens"] > 10_000
+    score = {name: entry["val_reviews"]["mlm_accuracy"] for name, entry in record["runs"].items()}
+    token_masked = [score[name] for name in score if "--no-wwm" in pretrain.RECIPES[name][1]]
+    assert score["A"] < min(token_masked)  # data/README.md: whole-word masking ends below every token-masked recipe
+    ignore = ("init_from", "seed", "log_every", "save_every")
+    assert {k: v for k, v in record["runs"]["E"]["settings"].items() if k not in ignore} == {
+        k: v for k, v in run["continues"]["settings"].items() if k not in ignore}

@@ -249,7 +249,7 @@ def test_compare_runs_each_recipe_once_with_its_flags_and_records_them(tmp_path,
         assert command[-len(pretrain.RECIPES[name][1]):] == pretrain.RECIPES[name][1]
     assert json.loads((tmp_path / "comparisons.json").read_text()) == record
     assert list(record["runs"]) == ["A", "E"] and record["runs"]["E"]["flags"] == pretrain.RECIPES["E"][1]
-    assert set(record["machine"]) == {"cpu", "cores", "bfloat16"}
+    assert set(record["machine"]) == {"cpu", "family_model", "cores", "bfloat16"}
     pretrain.compare_main([str(tmp_path), "--recipes", "AE", "--minutes", "0.1"])
     assert len(commands) == 2  # finished runs are not run again: the command resumes where it stopped
 
