@@ -52,5 +52,5 @@ def test_the_run_record_matches_the_checkpoint(run):
     assert run["parameters"] == stored == sum(helpers.bert_parameter_counts(config).values()) + sum(heads.values())
 
 
-def test_the_readme_is_generated_from_the_run_record_and_notebook_05():
+def test_the_readmes_of_v1_and_v2_are_generated_from_their_records():
     assert describe_checkpoint.main(["--check"]) == 0, "run: python data/describe_checkpoint.py"

@@ -5,6 +5,7 @@ replacement for v1."""
 
 import json
 
+import describe_checkpoint
 import numpy as np
 import pretrain
 import pytest
@@ -95,3 +96,16 @@ def test_the_short_comparison_runs_are_recorded_and_v2s_recipe_is_one_of_them(ru
     ignore = ("init_from", "seed", "log_every", "save_every")
     assert {k: v for k, v in record["runs"]["E"]["settings"].items() if k not in ignore} == {
         k: v for k, v in run["continues"]["settings"].items() if k not in ignore}
+
+
+def test_the_v2_readme_says_what_its_records_say(evaluation):
+    """The page data/describe_checkpoint.py writes (tests/test_embedded_checkpoint.py checks it is up to date)."""
+    text = (V2 / "README.md").read_text(encoding="utf-8")
+    shot = evaluation["zero_shot"]
+    assert f"**{evaluation['val_test_reviews']['mlm_accuracy']:.3f}**" in text
+    assert f"**{shot['test_accuracy']:.3f}**" in text
+    assert f"`{shot['chosen']['prompt']}` with {shot['chosen']['verbalizer']}" in text
+    assert "(recipe E below)" in text  # v2's stages used recipe E exactly (the test above checks their settings)
+    assert describe_checkpoint.v1_masked_accuracy() < evaluation["val_test_reviews"]["mlm_accuracy"]
+    assert text.count("| all of the above, averaged |") == 1  # the ensemble's row, named as pretrain.py names it
+    assert describe_checkpoint.ENSEMBLE == pretrain.ENSEMBLE
