@@ -701,18 +701,31 @@ _UNPATCHED: dict = {}
 _follow_input_dtypes()
 
 
-def cpu_has_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
-    """Whether this CPU has bfloat16 matrix instructions (AVX-512 BF16 or AMX-BF16), read from the kernel's
-    CPU flags. Without them TensorFlow still runs mixed_bfloat16, emulated and slower than float32; with them
-    it trains faster. Cloud machines of one name differ here (this project's 2-core "AMD EPYC" has been a
-    Zen 4 with AVX-512 BF16 and a Zen 3 without AVX-512), so benchmarks record it. False where the file does
-    not exist (not Linux): no evidence, no bfloat16. Used by data/pretrain.py and notebooks/speed_modes.py."""
+def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
+    """This machine's CPU as the kernel describes its first processor: model name, family/model, the core count
+    and whether it has bfloat16 matrix instructions (AVX-512 BF16 or AMX-BF16). Without them TensorFlow still
+    runs mixed_bfloat16, emulated and slower than float32; with them it trains faster. Cloud machines of one
+    name differ here (this project's 2-core "AMD EPYC" has been a Zen 4 with AVX-512 BF16 and a Zen 3,
+    family/model 25/1, without AVX-512), so every speed record should carry this. Where the file does not
+    exist (not Linux): "unknown", and no bfloat16 (no evidence). Used by data/pretrain.py and
+    notebooks/speed_modes.py."""
     try:
-        text = Path(cpuinfo).read_text()
+        lines = Path(cpuinfo).read_text().splitlines()
     except OSError:
-        return False
-    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+        lines = []
+    first: dict[str, str] = {}
+    for line in lines:  # the first processor's fields (the others repeat them)
+        key, _, value = line.partition(":")
+        first.setdefault(key.strip(), value.strip())
+    flags = set(first.get("flags", "").split())
+    return {"cpu": first.get("model name", "unknown"),
+            "family_model": f"{first.get('cpu family', '?')}/{first.get('model', '?')}",
+            "cores": os.cpu_count(), "bfloat16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
+def cpu_has_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (see cpu_description): where mixed_bfloat16 can pay."""
+    return cpu_description(cpuinfo)["bfloat16"]
 
 
 def use_mixed_precision(policy: str = "mixed_bfloat16") -> None:

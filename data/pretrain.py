@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -541,18 +540,6 @@ RECIPES = {
 }
 
 
-def machine() -> dict:
-    """What a wall-clock budget buys depends on the CPU: its model name, cores and bfloat16 instructions."""
-    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    first = {}
-    for line in lines:  # the first processor's fields; cloud CPUs of one name differ in family and model
-        key, _, value = line.partition(":")
-        first.setdefault(key.strip(), value.strip())
-    return {"cpu": first.get("model name", "unknown"),
-            "family_model": f"{first.get('cpu family')}/{first.get('model')}",
-            "cores": os.cpu_count(), "bfloat16": helpers.cpu_has_bfloat16()}
-
-
 def compare_main(argv=None) -> dict:
     """Run the recipes of RECIPES one after another (each resumable: the same command continues an unfinished
     one), then write OUT_DIR/comparisons.json: each recipe's flags, steps, training minutes, end-of-run scores
@@ -579,7 +566,8 @@ def compare_main(argv=None) -> dict:
                       "log": json.loads((run_dir / "log.json").read_text())}
         print(f"recipe {name}: {result['steps']:,} steps, masked-token accuracy on val reviews "
               f"{result['val_reviews']['mlm_accuracy']:.3f}", flush=True)
-    record = {"minutes": args.minutes, "init_from": str(args.init_from), "machine": machine(), "runs": runs}
+    record = {"minutes": args.minutes, "init_from": str(args.init_from), "machine": helpers.cpu_description(),
+              "runs": runs}
     (args.out_dir / "comparisons.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 

@@ -7,11 +7,12 @@
 Each block is one `model.fit(dataset, steps_per_epoch=steps, epochs=1)` on a fixed batch of 32 random token ids
 (sequence 128) after 3 untimed warm-up steps. Per block it prints one JSON line: seconds per step, the process's
 CPU seconds per step, the machine's idle and steal clock ticks (/proc/stat, Linux), and a 2048x2048 float32 matrix
-product's GFLOP/s in the same process, and whether the CPU has bfloat16 instructions (without them
-mixed_bfloat16 is emulated, and slower than float32). With autotuning on, some blocks end late with the CPU
-idle: tearing down the iterator waits for the tuning thread's sleep to end (20, 40, 80, ... ms, doubling), so a
-block's length is rounded up to 20 * (2**k - 1) ms (5.10 s, 10.22 s, 20.46 s, ...). That is the "bimodal" speed
-of issue #16; with autotuning off it does not happen. A benchmark, not a test: it writes nothing.
+product's GFLOP/s in the same process, and the CPU (helpers.cpu_description: its model, family/model, cores and
+whether it has bfloat16 instructions; without them mixed_bfloat16 is emulated, and slower than float32).
+With autotuning on, some blocks end late with the CPU idle: tearing down the iterator waits for the tuning
+thread's sleep to end (20, 40, 80, ... ms, doubling), so a block's length is rounded up to 20 * (2**k - 1) ms
+(5.10 s, 10.22 s, 20.46 s, ...). That is the "bimodal" speed of issue #16; with autotuning off it does not happen.
+A benchmark, not a test: it writes nothing.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                           "seconds": round(seconds, 3), "samples_per_s": round(32 * args.steps / seconds, 1),
                           "cpu_seconds_per_step": round(cpu / args.steps, 3), "idle_ticks": int(delta[3]),
                           "steal_ticks": int(delta[7]), "matmul_gflops": round(matmul_gflops(), 1),
-                          "cpu_bfloat16": helpers.cpu_has_bfloat16()}), flush=True)
+                          **helpers.cpu_description()}), flush=True)
     return 0
 
 

@@ -49,4 +49,5 @@ def test_speed_modes_runs_as_a_script_and_prints_one_json_line_per_block():
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert [line["block"] for line in lines] == [0, 1]
-    assert all(line["samples_per_s"] > 0 and line["cpu_bfloat16"] == helpers.cpu_has_bfloat16() for line in lines)
+    host = helpers.cpu_description()  # each line says which CPU it ran on: cloud CPUs of one name differ
+    assert all(line["samples_per_s"] > 0 and {k: line[k] for k in host} == host for line in lines)

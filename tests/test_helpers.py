@@ -244,6 +244,15 @@ def test_cpu_has_bfloat16_is_false_without_the_kernel_file(tmp_path):
     assert helpers.cpu_has_bfloat16(tmp_path / "no-such-file") is False  # not Linux: no evidence, no bfloat16
 
 
+def test_cpu_description_reads_the_first_processor(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n\n"
+                       "processor\t: 1\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
+    assert helpers.cpu_description(cpuinfo) == {"cpu": "AMD EPYC", "family_model": "25/1", "cores": os.cpu_count(),
+                                                "bfloat16": False}
+    assert helpers.cpu_description(tmp_path / "no-such-file")["cpu"] == "unknown"
+
+
 def test_bert_dir_that_does_not_exist_names_the_variable_and_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("BERT_DIR", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError) as error:
