@@ -257,6 +257,9 @@ def readme_v2() -> str:
     compare_rows = "\n".join(f"| {name} | {r['recipe']} | {r['steps']:,} | {r['val_reviews']['mlm_accuracy']:.3f} |"
                              for name, r in sorted(runs.items(), key=lambda kv: -kv[1]["val_reviews"]["mlm_accuracy"]))
     tokens = {r["val_reviews"]["masked_tokens"] for r in runs.values()}
+    if len(tokens) != 1:  # the page compares their accuracies, which needs one set of masked tokens
+        raise SystemExit(f"the short runs in {V2_FOLDER.name}/pretraining_comparisons.json were scored on different "
+                         f"numbers of masked tokens ({sorted(tokens)}): score them on the same masks, then rerun")
     shot, machine = evaluation["zero_shot"], comparisons["machine"]
     trial_rows = "\n".join(f"| `{t['prompt']}` | {t['verbalizer']} | {t['val_accuracy']:.3f} |"
                            if t["prompt"] != ENSEMBLE else f"| all of the above, averaged | | {t['val_accuracy']:.3f} |"
@@ -268,11 +271,12 @@ def readme_v2() -> str:
     return V2_TEMPLATE.format(
         minutes=sum(stage["training_seconds"] for stage in stages) / 60, vocab_size=config["vocab_size"],
         size=sum(p.stat().st_size for p in V2_FOLDER.iterdir() if p.name.startswith("bert_model")) / 1e6,
-        stages=stage_rows, recipe_name=f"recipe {same[0]}" if len(same) == 1 else "not among the short runs",
+        stages=stage_rows, recipe_name=(f"recipe {same[0]}" if len(same) == 1 else
+                                         f"recipes {', '.join(same)}" if same else "not among the short runs"),
         masking="token-level" if settings["no_wwm"] else "whole-word",
         nsp=("; next-sentence prediction dropped (the NSP head and pooler stay in the checkpoint, untrained)"
              if settings["no_nsp"] else " and next-sentence prediction (B replaced by another row's B half the time)"),
-        compare_minutes=comparisons["minutes"], compare_tokens=tokens.pop() if len(tokens) == 1 else 0,
+        compare_minutes=comparisons["minutes"], compare_tokens=tokens.pop(),
         machine=f"{machine['cpu']}, {machine['cores']} cores, "
                 f"{'with' if machine['bfloat16'] else 'without'} bfloat16 instructions",
         comparisons=compare_rows, mlm=evaluation["val_test_reviews"]["mlm_accuracy"],

@@ -109,3 +109,17 @@ def test_the_v2_readme_says_what_its_records_say(evaluation):
     assert describe_checkpoint.v1_masked_accuracy() < evaluation["val_test_reviews"]["mlm_accuracy"]
     assert text.count("| all of the above, averaged |") == 1  # the ensemble's row, named as pretrain.py names it
     assert describe_checkpoint.ENSEMBLE == pretrain.ENSEMBLE
+
+
+def test_the_v2_readme_refuses_short_runs_scored_on_different_masks(tmp_path, monkeypatch):
+    """The page compares the short runs' accuracies, which only means something on one set of masked tokens."""
+    for f in V2.iterdir():
+        (tmp_path / f.name).symlink_to(f)
+    record = json.loads((V2 / "pretraining_comparisons.json").read_text(encoding="utf-8"))
+    first = next(iter(record["runs"].values()))
+    first["val_reviews"]["masked_tokens"] += 1
+    (tmp_path / "pretraining_comparisons.json").unlink()
+    (tmp_path / "pretraining_comparisons.json").write_text(json.dumps(record), encoding="utf-8")
+    monkeypatch.setattr(describe_checkpoint, "V2_FOLDER", tmp_path)
+    with pytest.raises(SystemExit, match="different numbers of masked tokens"):
+        describe_checkpoint.readme_v2()
