@@ -176,7 +176,7 @@ def results_block() -> str:
     lines += ["", f"Fine-tuning speed on the 2-core CPU, in training samples per second: float32 "
               f"{speed['float32']:.0f}, XLA {speed['xla']:.0f}, `mixed_bfloat16` {speed['mixed_bfloat16']:.0f}, "
               f"`mixed_float16` {speed['mixed_float16']:.0f} (medians of {len(r['throughput_repeats']['float32'])} "
-              f"timed blocks{bf16_ratio(r)}); "
+              f"timed blocks{bf16_ratio(r)}); {matmul_sentence(r)}"
               f"one epoch over the train split takes about {r['epoch_seconds'] / 60:.1f} minutes (float32). "
               f"Google's BERT-base architecture ({base['parameters']:,} parameters) trains at "
               f"{base['samples_per_s']:.1f} samples per second on the same CPU: about "
@@ -193,6 +193,17 @@ def bf16_ratio(r: dict) -> str:
     g = r["bfloat16_speedup"]
     return (f", taken in rounds; `mixed_bfloat16` over float32 within a round: {g['mean']:.2f} times, "
             f"95% interval {g['low']:.2f} to {g['high']:.2f}")
+
+
+def matmul_sentence(r: dict) -> str:
+    """What the run's CPU does in bfloat16 by itself (notebook 03's large matrix product), when recorded: a CPU
+    without bfloat16 instructions emulates them, and `mixed_bfloat16` cannot pay there."""
+    if "matmul_gflops" not in r:  # results files written before notebook 03 timed the product
+        return ""
+    m = r["matmul_gflops"]
+    return (f"the same CPU multiplies two 2048 × 2048 matrices at {m['float32']:.0f} GFLOP/s in float32 and "
+            f"{m['bfloat16']:.0f} in bfloat16 ({'with' if m['bfloat16'] > m['float32'] else 'without'} a gain from "
+            f"bfloat16 arithmetic itself); ")
 
 
 def replace_between(text: str, start: str, end: str, body: str) -> str:
