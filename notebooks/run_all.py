@@ -253,21 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     executed = ROOT / "outputs" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     results = {"profile": profile, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "notebooks": {}}
+    METRICS.mkdir(parents=True, exist_ok=True)
+    out = METRICS / f"run_all-{profile}.json"
     print(f"{'notebook':<32} {'minutes':>8} {'peak GB':>8}   ({profile} profile)")
     for path in paths:
         try:
             nb, seconds, peak = execute(path, args.timeout)
-        except Exception as error:  # report which notebook failed, then stop
+        except Exception as error:  # report which notebook failed, then stop (the ones before it are recorded)
             print(f"{path.name}: FAILED\n{error}", file=sys.stderr)
             return 1
         nbformat.write(nb, path if args.inplace else executed / path.name)
-        results["notebooks"][path.name] = {"seconds": round(seconds, 1), "peak_memory_bytes": peak}
+        # recorded as soon as it ran, so that a later notebook's failure does not lose hours of measurement
+        previous = json.loads(out.read_text()) if out.exists() else {"notebooks": {}}
+        results["notebooks"] = {**previous.get("notebooks", {}), **results["notebooks"],
+                                path.name: {"seconds": round(seconds, 1), "peak_memory_bytes": peak}}
+        out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"{path.name:<32} {seconds / 60:8.1f} {peak / 1e9:8.2f}", flush=True)
-    METRICS.mkdir(parents=True, exist_ok=True)
-    out = METRICS / f"run_all-{profile}.json"
-    previous = json.loads(out.read_text()) if out.exists() else {"notebooks": {}}
-    results["notebooks"] = {**previous.get("notebooks", {}), **results["notebooks"]}
-    out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"total {sum(r['seconds'] for r in results['notebooks'].values()) / 60:.1f} minutes; "
           f"written to {out.relative_to(ROOT)}")
     return 0

@@ -105,6 +105,24 @@ def test_a_failing_notebook_keeps_the_outputs_of_the_cells_that_ran(tmp_path):
         partial.unlink(missing_ok=True)
 
 
+def test_a_notebook_that_ran_is_recorded_even_when_a_later_one_fails(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    for name, source in (("98_fine", "print('trained for hours')"), ("99_broken", "assert False, 'a claim failed'")):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), tmp_path / f"{name}.ipynb")
+    monkeypatch.setattr(run_all, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(run_all, "METRICS", tmp_path / "metrics")
+    monkeypatch.setenv("TUTORIAL_QUICK", "1")  # main() sets both; monkeypatch restores them afterwards
+    monkeypatch.setenv("TUTORIAL_PROFILE", "quick")
+    executed = helpers.ROOT / "outputs" / "executed"
+    try:
+        assert run_all.main(["--quick"]) == 1
+    finally:
+        (executed / "98_fine.ipynb").unlink(missing_ok=True)
+        (executed / "99_broken.failed.ipynb").unlink(missing_ok=True)
+    record = json.loads((tmp_path / "metrics" / "run_all-quick.json").read_text())
+    assert list(record["notebooks"]) == ["98_fine.ipynb"] and record["notebooks"]["98_fine.ipynb"]["seconds"] >= 0
+
+
 def test_the_notebook_table_keeps_the_cells_of_profiles_that_have_no_record(tmp_path, monkeypatch):
     monkeypatch.setattr(run_all, "METRICS", tmp_path)
     (tmp_path / "run_all-quick.json").write_text(json.dumps(
