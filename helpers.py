@@ -92,7 +92,10 @@ warnings.filterwarnings("ignore", category=UserWarning,
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / "data"
 OUTPUTS_DIR = Path(os.environ.get("TUTORIAL_OUTPUTS") or ROOT / "outputs")  # what runs write (git-ignored)
-EMBEDDED_BERT_DIR = DATA_DIR / "mini-bert-zh"
+EMBEDDED_BERT_DIR = DATA_DIR / "mini-bert-zh"  # v1: notebook 05's pretraining run, exported (and its vocabulary)
+# the checkpoint notebooks 01-04 use unless BERT_DIR says otherwise: v1 continued by data/pretrain.py (issue #11);
+# same vocabulary, shape and variable names as v1, so either folder drops into every loader here
+DEFAULT_BERT_DIR = DATA_DIR / "mini-bert-zh-v2"
 GOOGLE_CHINESE_CONFIG = DATA_DIR / "chinese_L-12_H-768_A-12" / "bert_config.json"
 
 
@@ -245,17 +248,17 @@ CHECKPOINT_FILES = ("bert_config.json", "vocab.txt", "bert_model.ckpt.index", "b
 GOOGLE_HINT = ("Google's chinese_L-12_H-768_A-12 has this layout: download and unzip "
                "https://storage.googleapis.com/bert_models/2018_11_03/chinese_L-12_H-768_A-12.zip "
                "(or call helpers.download_google_chinese_bert() with internet), then set BERT_DIR to the "
-               "unzipped folder. Unset BERT_DIR to use the embedded data/mini-bert-zh.")
+               "unzipped folder. Unset BERT_DIR to use the embedded data/mini-bert-zh-v2.")
 
 
 def bert_dir(path: str | os.PathLike | None = None, files: Sequence[str] = CHECKPOINT_FILES) -> Path:
-    """The checkpoint folder in use: `path`, else $BERT_DIR, else the embedded data/mini-bert-zh.
+    """The checkpoint folder in use: `path`, else $BERT_DIR, else the embedded data/mini-bert-zh-v2.
 
     Raises FileNotFoundError when the folder or one of `files` (default: all of Google's) is missing.
     Used in 01-03 (and by every loader here).
     """
     source = "path" if path is not None else "BERT_DIR" if os.environ.get("BERT_DIR") else None
-    folder = Path(path if path is not None else os.environ.get("BERT_DIR") or EMBEDDED_BERT_DIR)
+    folder = Path(path if path is not None else os.environ.get("BERT_DIR") or DEFAULT_BERT_DIR)
     label = f"{source}={folder}" if source else f"the embedded checkpoint {folder}"
     if not folder.is_dir():
         raise FileNotFoundError(f"{label} is not a folder. {GOOGLE_HINT}")
@@ -279,7 +282,7 @@ def download_google_chinese_bert() -> Path:
         raise ConnectionError(
             f"could not download Google's chinese_L-12_H-768_A-12 ({type(error).__name__}: {error}). "
             "Without internet, copy the unzipped folder to this machine and set BERT_DIR to it; "
-            "the embedded data/mini-bert-zh works offline.") from error
+            "the embedded data/mini-bert-zh-v2 works offline.") from error
     return bert_dir(folder)
 
 
@@ -496,7 +499,7 @@ def check_checkpoint(folder: str | os.PathLike | None = None, training: bool = F
 
 def load_bert(seq_len: int | None = 128, training: bool = False, trainable=None, output_layer_num: int = 1,
               folder: str | os.PathLike | None = None) -> keras.Model:
-    """Load the active checkpoint (folder, $BERT_DIR or data/mini-bert-zh) with keras-bert's loader,
+    """Load the active checkpoint (folder, $BERT_DIR or data/mini-bert-zh-v2) with keras-bert's loader,
     after check_checkpoint has confirmed that config, vocabulary and weights agree.
 
     `trainable` is True, False, None (= training) or a list of layer-name prefixes: only layers whose

@@ -222,9 +222,12 @@ def test_load_reviews_of_a_missing_file_says_how_to_rebuild(tmp_path):
 
 
 # --- checkpoint location ----------------------------------------------------------------------
-def test_bert_dir_defaults_to_the_embedded_checkpoint(monkeypatch):
+def test_bert_dir_defaults_to_v2_which_shares_v1s_vocabulary_and_shape(monkeypatch):
     monkeypatch.delenv("BERT_DIR", raising=False)
-    assert helpers.bert_dir(files=["vocab.txt"]) == helpers.EMBEDDED_BERT_DIR
+    assert helpers.bert_dir() == helpers.DEFAULT_BERT_DIR == helpers.DATA_DIR / "mini-bert-zh-v2"
+    # notebooks 05 and 06 read v1's vocabulary and config (EMBEDDED_BERT_DIR) for models that 01-04 load
+    assert helpers.load_vocab(helpers.DEFAULT_BERT_DIR) == helpers.load_vocab(helpers.EMBEDDED_BERT_DIR)
+    assert helpers.load_config(helpers.DEFAULT_BERT_DIR) == helpers.load_config(helpers.EMBEDDED_BERT_DIR)
 
 
 @pytest.mark.parametrize("flags, expected", [

@@ -1,6 +1,6 @@
-"""data/mini-bert-zh-v2, the next version of the embedded checkpoint (issue #11): v1 continued in two stages, each
-committed as soon as it ended so that it survives the session that trained it. The notebooks still use
-data/mini-bert-zh: they move to v2 when they are re-run on it in full. Until then it must stay a drop-in
+"""data/mini-bert-zh-v2, the second version of the embedded checkpoint (issue #11): v1 continued in two stages, each
+committed as soon as it ended so that it survives the session that trained it. It is what notebooks 01-04 load
+without BERT_DIR (helpers.DEFAULT_BERT_DIR); notebook 05 exports and scores v1 too, so v2 must stay a drop-in
 replacement for v1."""
 
 import json
