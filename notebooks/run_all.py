@@ -171,19 +171,32 @@ def results_block() -> str:
     lines += ["", f"{methods}. "
               f"Paired tests on the same test reviews (McNemar and a paired bootstrap, every seed), pretrained "
               f"mini BERT against {verdicts}. Peak learning rate {r['learning_rate']:g}, chosen on validation "
-              f"reviews from {', '.join(r['learning_rate_sweep'])}."]
+              f"reviews from {', '.join(r['learning_rate_sweep'])}.{policy_sentence(r)}"]
     speed, base = r["throughput_samples_per_s"], r["bert_base_cpu"]
+    base_policy = f" under `{r['policy']}`, the notebook's policy" if "policy" in r else ""  # not always float32
     lines += ["", f"Fine-tuning speed on the 2-core CPU, in training samples per second: float32 "
               f"{speed['float32']:.0f}, XLA {speed['xla']:.0f}, `mixed_bfloat16` {speed['mixed_bfloat16']:.0f}, "
               f"`mixed_float16` {speed['mixed_float16']:.0f} (medians of {len(r['throughput_repeats']['float32'])} "
               f"timed blocks{bf16_ratio(r)}); {matmul_sentence(r)}"
               f"one epoch over the train split takes about {r['epoch_seconds'] / 60:.1f} minutes (float32). "
               f"Google's BERT-base architecture ({base['parameters']:,} parameters) trains at "
-              f"{base['samples_per_s']:.1f} samples per second on the same CPU: about "
+              f"{base['samples_per_s']:.1f} samples per second on the same CPU{base_policy}: about "
               f"{base['epoch_seconds'] / 3600:.1f} hours per epoch. Notebook 03 took "
               f"{r['wall_seconds'] / 60:.0f} minutes up to its results file (the exercises add the rest of "
               f"the table's time). Mean test F1 of the fine-tuned model: {r['test']['bert']['f1']:.3f}."]
     return "\n".join(lines)
+
+
+def policy_sentence(r: dict) -> str:
+    """The precision the fine-tuning runs trained in, and the CPU that chose it ("auto" picks mixed_bfloat16 on
+    a CPU with bfloat16 instructions, float32 on one without), when the results file records them."""
+    if "policy" not in r:  # results files written before notebook 03 recorded its policy
+        return ""
+    if "cpu" not in r:
+        return f" Fine-tuned under `{r['policy']}`."
+    cpu = r["cpu"]
+    return (f" Fine-tuned under `{r['policy']}` on a CPU {'with' if cpu['bfloat16'] else 'without'} bfloat16 "
+            f"instructions ({cpu['cpu']}, family/model {cpu['family_model']}, {cpu['cores']} cores).")
 
 
 def bf16_ratio(r: dict) -> str:

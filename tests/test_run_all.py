@@ -72,6 +72,23 @@ def test_results_block_says_what_the_cpu_gains_from_bfloat16_when_recorded(resul
                 ) in run_all.results_block()
 
 
+def test_results_block_names_the_precision_and_the_cpu_that_chose_it(results_file):
+    """Notebook 03's "auto" trains in mixed_bfloat16 on a CPU with bfloat16 instructions, float32 without."""
+    results_file.write_text(json.dumps(results()))  # an older file: neither recorded
+    assert "Fine-tuned under" not in run_all.results_block()
+    assert "trains at 3.0 samples per second on the same CPU: about" in run_all.results_block()
+    results_file.write_text(json.dumps({**results(), "policy": "float32"}))
+    assert "from 3e-05, 0.0001, 0.0003. Fine-tuned under `float32`.\n" in run_all.results_block()
+    # BERT-base is timed under the notebook's policy too, so its figure says which
+    assert "trains at 3.0 samples per second on the same CPU under `float32`, the notebook's policy: about" \
+        in run_all.results_block()
+    for has, word in ((True, "with"), (False, "without")):
+        cpu = {"cpu": "AMD EPYC", "family_model": "25/17", "cores": 2, "bfloat16": has}
+        results_file.write_text(json.dumps({**results(), "policy": "mixed_bfloat16", "cpu": cpu}))
+        assert (f"Fine-tuned under `mixed_bfloat16` on a CPU {word} bfloat16 instructions (AMD EPYC, family/model "
+                f"25/17, 2 cores).\n") in run_all.results_block()
+
+
 def test_results_block_names_each_interval_that_is_not_across_seeds(results_file):
     results_file.write_text(json.dumps(results()))
     block = run_all.results_block()
