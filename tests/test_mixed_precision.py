@@ -95,3 +95,22 @@ def test_a_mixed_float16_classifier_loads_and_predicts_under_the_float32_policy(
 def test_use_mixed_precision_rejects_unknown_policies():
     with pytest.raises(ValueError, match="mixed_bfloat16"):
         helpers.use_mixed_precision("bfloat16")
+
+
+@pytest.mark.parametrize("policy, low", [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")])
+def test_each_mixed_policy_computes_attention_and_feed_forward_in_16_bits_and_the_output_and_loss_in_float32(
+        tiny_dir, restore_float32, policy, low):
+    """Issue #16's check: the tensors themselves, not only the layers' declared policies."""
+    helpers.use_mixed_precision(policy)
+    model = classifier(tiny_dir, "cls", trainable=True)
+    names = ["Encoder-1-MultiHeadSelfAttention", "Encoder-1-FeedForward", "Sentiment"]
+    probe = helpers.keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    attention, feed_forward, output = probe(inputs(n=4, masked=False))
+    assert (attention.dtype.name, feed_forward.dtype.name, output.dtype.name) == (low, low, "float32")
+    assert all(model.get_layer(name).variables[0].dtype.name == "float32" for name in names[1:])  # float32 weights
+    model.compile(optimizer=helpers.keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
+    x, y = inputs(n=4, masked=False), np.array([[0.0], [1.0], [0.0], [1.0]], "float32")
+    loss = model.compiled_loss(helpers.tf.constant(y), model(x, training=True))  # what train_step minimises
+    assert loss.dtype.name == "float32" and np.isfinite(float(loss))
+    if policy == "mixed_float16":  # Keras wraps the optimizer in dynamic loss scaling for float16 only
+        assert isinstance(model.optimizer, helpers.keras.mixed_precision.LossScaleOptimizer)
